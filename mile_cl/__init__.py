@@ -1,0 +1,2 @@
+"""mile-cl: MILe (multi-label iterated learning) for class-incremental learning with label
+hierarchies, on Avalanche. See README.md."""

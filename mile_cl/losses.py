@@ -1,0 +1,55 @@
+"""BCE-with-logits over the classes seen so far.
+
+Models in this project keep one fixed-width head (all labels of the benchmark, e.g. 115 for
+IIRC-CIFAR) so that tensor shapes never change across tasks. Outputs and targets of classes not
+seen yet must not take part in the loss: the IIRC reference slices them away, we multiply by a
+mask, which gives the same value with static shapes.
+"""
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+class SeenClassesBCE(nn.BCEWithLogitsLoss):
+    """``BCEWithLogitsLoss`` restricted to the first ``num_seen`` output units.
+
+    The value equals the IIRC reference's ``BCEWithLogitsLoss(reduction="mean")`` applied to
+    ``logits[:, :num_seen]`` and ``targets[:, :num_seen]``: the mean over batch and seen classes.
+    Global class ids are in order of first appearance, so the seen classes are always a prefix.
+    It subclasses ``BCEWithLogitsLoss`` so code that checks for a BCE criterion (MILePlugin)
+    accepts it. Call ``set_num_seen`` at the start of each experience (``SeenClassesPlugin``
+    in the strategies does it).
+    """
+
+    def __init__(self, num_classes: int, num_seen: int | None = None):
+        super().__init__(reduction="mean")
+        if num_classes <= 0:
+            raise ValueError(f"num_classes must be positive, got {num_classes}")
+        self.num_classes = num_classes
+        self.register_buffer("seen_mask", torch.zeros(num_classes))
+        self.set_num_seen(num_classes if num_seen is None else num_seen)
+
+    @property
+    def num_seen(self) -> int:
+        return int(self.seen_mask.sum().item())
+
+    def set_num_seen(self, num_seen: int) -> None:
+        if not 0 < num_seen <= self.num_classes:
+            raise ValueError(
+                f"num_seen must be in 1..{self.num_classes} (the head width), got {num_seen}"
+            )
+        self.seen_mask.zero_()
+        self.seen_mask[:num_seen] = 1.0
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if logits.shape != targets.shape:
+            raise ValueError(
+                f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} must have the "
+                "same shape [batch, num_classes]: targets are multi-hot vectors over all labels"
+            )
+        mask = self.seen_mask.to(logits.device)
+        # fp32 loss even under autocast: BCE in bf16 loses the small terms.
+        per_element = F.binary_cross_entropy_with_logits(
+            logits.float(), targets.float(), reduction="none"
+        )
+        return (per_element * mask).sum() / (mask.sum() * logits.shape[0])
