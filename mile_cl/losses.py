@@ -8,6 +8,7 @@ mask, which gives the same value with static shapes.
 import torch
 from torch import nn
 import torch.nn.functional as F
+from avalanche.core import SupervisedPlugin
 
 
 class SeenClassesBCE(nn.BCEWithLogitsLoss):
@@ -53,3 +54,18 @@ class SeenClassesBCE(nn.BCEWithLogitsLoss):
             logits.float(), targets.float(), reduction="none"
         )
         return (per_element * mask).sum() / (mask.sum() * logits.shape[0])
+
+
+class SeenClassesPlugin(SupervisedPlugin):
+    """Keeps a ``SeenClassesBCE`` criterion's seen-class count in step with the stream.
+
+    At each training experience the seen classes are those of this and all earlier
+    experiences (``experience.classes_seen_so_far``, a prefix of the global ids).
+    """
+
+    def before_training_exp(self, strategy, **kwargs):
+        criterion = strategy._criterion
+        if not isinstance(criterion, SeenClassesBCE):
+            raise TypeError("SeenClassesPlugin needs the strategy's criterion to be a "
+                            f"SeenClassesBCE, got {type(criterion).__name__}")
+        criterion.set_num_seen(max(strategy.experience.classes_seen_so_far) + 1)
