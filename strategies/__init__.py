@@ -1,0 +1,48 @@
+"""The IIRC baselines as Avalanche strategies, correct with multi-hot BCE targets.
+
+    strategy = strategies.build("er", model, optimizer, benchmark=benchmark,
+                                plugins=[MILePlugin(...)], train_epochs=140)
+    for experience in benchmark.train_stream:
+        strategy.train(experience)
+
+``build`` returns an Avalanche ``SupervisedTemplate`` with the criterion
+``mile_cl.losses.SeenClassesBCE(benchmark.num_classes)`` and ``SeenClassesPlugin`` already in
+place. ``overrides`` are the method's knobs (``mem_per_class``, ``lambda_base``...: see the
+constants at the top of each file) and Avalanche's keywords (``train_epochs``, ``device``,
+``train_mb_size``, ``evaluator``...). Each method is one file here: finetune.py is the base
+training step, er.py adds the replay buffer, icarl.py, lucir.py, agem.py, joint.py the rest.
+
+The model: one head over all labels; iCaRL and LUCIR need ``model.features(x)`` (herding),
+icarl_norm and lucir a cosine head (``mile_cl.models.resnet32(C, head="cosine")``).
+"""
+from strategies.agem import AGEM
+from strategies.er import ER
+from strategies.er_infinite import ERInfinite
+from strategies.finetune import Finetune
+from strategies.icarl import ICaRL, ICaRLNorm
+from strategies.joint import IncrementalJoint, Joint
+from strategies.lucir import LUCIR
+
+STRATEGIES = {
+    "finetune": Finetune,
+    "er": ER,
+    "er_infinite": ERInfinite,
+    "icarl_cnn": ICaRL,
+    "icarl_norm": ICaRLNorm,
+    "lucir": LUCIR,
+    "agem": AGEM,
+    "joint": Joint,
+    "incremental_joint": IncrementalJoint,
+}
+NAMES = tuple(STRATEGIES)
+
+
+def build(name, model, optimizer, *, benchmark, plugins=(), **overrides):
+    """The IIRC baseline ``name`` (one of ``NAMES``) as an Avalanche ``SupervisedTemplate``."""
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; valid names: {', '.join(NAMES)}")
+    return STRATEGIES[name](model, optimizer, benchmark=benchmark, plugins=plugins, **overrides)
+
+
+__all__ = ["build", "NAMES", "STRATEGIES", "Finetune", "ER", "ERInfinite", "ICaRL", "ICaRLNorm",
+           "LUCIR", "AGEM", "Joint", "IncrementalJoint"]
