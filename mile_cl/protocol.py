@@ -1,0 +1,335 @@
+"""The IIRC protocol: one task sequence, one strategy, MILe on or off, end to end.
+
+    results = run_iirc(benchmark, "er", mile=True, epochs=140, out_dir="runs/er_mile_c0")
+
+For each task j: train on train_stream[j] (task 0 for ``first_task_epochs``, the rest for
+``epochs``) with IIRC's recipe (ResNet-32, SGD lr 1.0 / momentum 0.9 / wd 1e-5, batch 128,
+ReduceLROnPlateau on intask_valid pw-JS reset per task, best-epoch restore where the method
+asks for it); then evaluate on test_stream[:j+1] and posttask_valid_stream[:j+1] (R matrices,
+union averages, hierarchy diagnostics); then checkpoint. The results dict is saved as
+``results.json`` in ``out_dir``, with TensorBoard logs beside it.
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+from avalanche.core import SupervisedPlugin
+from avalanche.training.plugins import EvaluationPlugin
+from tqdm.auto import tqdm
+
+import strategies
+from mile_cl.avalanche_metrics import iirc_metrics
+from mile_cl.checkpoint import (load_torch, rng_state, save_json, save_torch, seed_everything,
+                                set_rng_state)
+from mile_cl.mile_metrics import mile_metrics
+from mile_cl.models import resnet32
+from mile_cl.plugin import MILePlugin, init_output_bias
+from mile_cl.selection import PlateauSelection
+
+# IIRC-CIFAR's recipe (spec/iirc.md).
+EPOCHS = 140
+BATCH_SIZE = 128
+LR, MOMENTUM, WEIGHT_DECAY = 1.0, 0.9, 1e-5
+EVAL_BATCH_SIZE = 1000
+# MILe's defaults in the protocol: phase lengths in epochs (IIRC tasks differ in size) and the
+# ground truth kept, the variant that helped on synthetic IIRC (benchmarks/mile_variants.py).
+MILE_DEFAULTS = dict(interactive_epochs=1, imitation_epochs=1, keep_ground_truth=True)
+COSINE_HEAD = {"icarl_norm", "lucir"}
+FAST_DEV_STEPS = 2            # minibatches per epoch with fast_dev_run
+FAST_DEV_TASKS = 3
+FAST_DEV_BATCH_SIZE = 32
+
+CHECKPOINT, RESULTS = "checkpoint.pt", "results.json"
+
+
+def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
+             first_task_epochs: int | None = None, device=None, seed: int = 100,
+             out_dir=None, batch_size: int = BATCH_SIZE, lr: float = LR,
+             momentum: float = MOMENTUM, weight_decay: float = WEIGHT_DECAY,
+             eval_batch_size: int = EVAL_BATCH_SIZE, num_tasks: int | None = None,
+             fast_dev_run: bool = False, resume: bool = False, progress: bool = True,
+             benchmark_info: dict | None = None, strategy_overrides: dict | None = None) -> dict:
+    """Run ``strategy`` (a name from ``strategies.NAMES``) over ``benchmark``'s tasks.
+
+    ``mile``: None (off), True (``MILE_DEFAULTS``) or a dict of ``MILePlugin`` keywords.
+    ``first_task_epochs`` None means twice ``epochs``. ``num_tasks`` runs only the first tasks.
+    ``fast_dev_run``: 1 epoch of ``FAST_DEV_STEPS`` minibatches of at most
+    ``FAST_DEV_BATCH_SIZE`` on the first ``FAST_DEV_TASKS`` tasks, to check that everything runs. With ``out_dir``, a checkpoint is
+    written after every task and ``resume=True`` continues from the last one; a finished run
+    is returned as saved. Returns the results dict (see ``results.json``).
+    """
+    if strategy not in strategies.NAMES:
+        raise ValueError(f"unknown strategy {strategy!r}; valid names: {', '.join(strategies.NAMES)}")
+    device = resolve_device(device)
+    mile_kwargs = _mile_kwargs(mile)
+    first_task_epochs = 2 * epochs if first_task_epochs is None else first_task_epochs
+    n_tasks = len(benchmark.tasks) if num_tasks is None else min(num_tasks, len(benchmark.tasks))
+    if fast_dev_run:
+        epochs, first_task_epochs, n_tasks = 1, 1, min(n_tasks, FAST_DEV_TASKS)
+        batch_size = min(batch_size, FAST_DEV_BATCH_SIZE)
+    config = dict(strategy=strategy, mile=mile_kwargs, epochs=epochs,
+                  first_task_epochs=first_task_epochs, seed=seed, batch_size=batch_size, lr=lr,
+                  momentum=momentum, weight_decay=weight_decay, num_tasks=n_tasks,
+                  fast_dev_run=fast_dev_run, strategy_overrides=strategy_overrides or {},
+                  **(benchmark_info or {}))
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        finished = _check_out_dir(out, config, resume)
+        if finished is not None:
+            return finished
+
+    seed_everything(seed)
+    model = resnet32(benchmark.num_classes, head="cosine" if strategy in COSINE_HEAD else "linear")
+    if mile_kwargs is not None and strategy not in COSINE_HEAD:
+        init_output_bias(model.head)          # MILe's -log(C) prior (spec/mile.md)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
+                                weight_decay=weight_decay)
+    iirc = iirc_metrics(benchmark)
+    loggers = []
+    if out is not None:
+        from avalanche.logging import TensorboardLogger
+        loggers.append(TensorboardLogger(str(out / "tensorboard")))
+    selection = PlateauSelection(benchmark.intask_valid_stream,
+                                 [benchmark.num_seen(j) for j in range(len(benchmark.tasks))],
+                                 restore_best=getattr(strategies.STRATEGIES[strategy],
+                                                      "restore_best_model", False),
+                                 eval_batch_size=eval_batch_size)
+    mile_plugin = MILePlugin(**mile_kwargs) if mile_kwargs is not None else None
+    plugins = [p for p in (mile_plugin, selection) if p is not None]
+    plugins.append(_EpochProgress(progress, FAST_DEV_STEPS if fast_dev_run else None))
+    metrics = [*iirc, *(mile_metrics() if mile_plugin is not None else [])]
+    learner = strategies.build(
+        strategy, model, optimizer, benchmark=benchmark, plugins=plugins,
+        train_mb_size=batch_size, eval_mb_size=eval_batch_size, train_epochs=epochs,
+        device=device, evaluator=EvaluationPlugin(*metrics, loggers=loggers),
+        **(strategy_overrides or {}))
+
+    state = dict(next_task=0, task_seconds=[], summaries=[])
+    if out is not None and resume and (out / CHECKPOINT).exists():
+        state = _restore(out / CHECKPOINT, config, learner, iirc[0], mile_plugin, selection)
+
+    start_task = state["next_task"]
+    tasks = tqdm(range(start_task, n_tasks), desc=f"{strategy}{'+MILe' if mile_plugin else ''}",
+                 unit="task", disable=not progress, initial=start_task, total=n_tasks)
+    for j in tasks:
+        started = time.perf_counter()
+        learner.train_epochs = first_task_epochs if j == 0 else epochs
+        learner.train(benchmark.train_stream[j])
+        learner.eval(benchmark.test_stream[: j + 1])
+        learner.eval(benchmark.posttask_valid_stream[: j + 1])
+        state["task_seconds"].append(time.perf_counter() - started)
+        summary = _task_summary(iirc[0], j, benchmark, state["task_seconds"][-1])
+        state["summaries"].append(summary)
+        tasks.write(summary) if progress else None
+        state["next_task"] = j + 1
+        results = _results(config, benchmark, iirc[0], selection, state, device, n_tasks)
+        if out is not None:
+            _save(out, config, learner, iirc[0], mile_plugin, selection, state)
+            save_json(results, out / (RESULTS if j + 1 == n_tasks else "results.partial.json"))
+    if out is not None:
+        (out / "results.partial.json").unlink(missing_ok=True)
+    return _results(config, benchmark, iirc[0], selection, state, device, n_tasks)
+
+
+def resolve_device(device) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for but no CUDA GPU is available here; "
+                           "use --device cpu (slow) or run on a machine with a GPU")
+    return device
+
+
+def _mile_kwargs(mile):
+    if mile is None or mile is False:
+        return None
+    if mile is True:
+        return dict(MILE_DEFAULTS)
+    if isinstance(mile, dict):
+        return dict(mile)
+    raise TypeError(f"mile must be None, True or a dict of MILePlugin keywords, got {mile!r}")
+
+
+class _EpochProgress(SupervisedPlugin):
+    """An epoch progress bar per task; with ``max_steps`` also cuts epochs short (fast dev)."""
+
+    def __init__(self, show: bool, max_steps: int | None):
+        super().__init__()
+        self.show, self.max_steps = show, max_steps
+        self.bar, self.steps = None, 0
+
+    def before_training_exp(self, strategy, **kwargs):
+        strategy._stop_training = False
+        self.bar = tqdm(total=strategy.train_epochs, desc=f"task {strategy.experience.current_experience}",
+                        unit="epoch", leave=False, disable=not self.show)
+
+    def before_training_epoch(self, strategy, **kwargs):
+        self.steps = 0
+
+    def after_training_iteration(self, strategy, **kwargs):
+        self.steps += 1
+        if self.max_steps is not None and self.steps >= self.max_steps:
+            strategy.stop_training()
+
+    def after_training_epoch(self, strategy, **kwargs):
+        if self.max_steps is not None:
+            strategy._stop_training = False      # only the epoch was cut, not the task
+        self.bar.update(1)
+
+    def after_training_exp(self, strategy, **kwargs):
+        self.bar.close()
+
+
+def _task_summary(metric, j, benchmark, seconds) -> str:
+    test = metric.results["test"]
+    h = {k: float(v[j]) for k, v in test.hierarchy.items()}
+    return (f"task {j + 1}/{len(benchmark.tasks)} | {benchmark.num_seen(j)} classes | "
+            f"union pw-JS {float(test.union_avg['pw_jaccard'][j]):.3f} "
+            f"JS {float(test.union_avg['jaccard'][j]):.3f} | super-recall "
+            f"{h['superclass_recall']:.3f} sub-recall {h['subclass_recall']:.3f} "
+            f"wrong-assoc {h['wrong_association']:.3f} | {seconds:.1f} s")
+
+
+def _results(config, benchmark, metric, selection, state, device, n_tasks) -> dict:
+    def cut(table):   # only the tasks run
+        return {k: _rows(v, n_tasks) for k, v in table.items()}
+    test = metric.results["test"].as_dict()
+    post = metric.results.get("posttask_valid")
+    return _nan_to_none({
+        "config": config,
+        "environment": _environment(device),
+        "benchmark": {"name": config.get("benchmark"), "class_names": benchmark.class_names,
+                      "tasks": benchmark.tasks,
+                      "num_seen": [benchmark.num_seen(j) for j in range(n_tasks)],
+                      "hierarchy": benchmark.hierarchy},
+        **{key: cut(test[key]) for key in ("union_avg", "R", "forgetting", "hierarchy")},
+        "posttask_valid": ({key: cut(value) for key, value in post.as_dict().items()}
+                           if post is not None else None),
+        "selection_history": selection.history,
+        "timings": {"task_seconds": state["task_seconds"],
+                    "total_seconds": sum(state["task_seconds"])},
+        "summaries": state["summaries"],
+        "tasks_done": state["next_task"],
+    })
+
+
+def _rows(values, n):
+    if values and isinstance(values[0], list):
+        return [row[:n] for row in values[:n]]
+    return values[:n]
+
+
+def _nan_to_none(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_none(v) for v in value]
+    return value
+
+
+def _environment(device) -> dict:
+    import avalanche
+    env = {"python": sys.version.split()[0], "torch": torch.__version__,
+           "avalanche": avalanche.__version__, "platform": platform.platform(),
+           "device": str(device)}
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
+
+
+# --- checkpoints ---------------------------------------------------------------------------
+
+def _check_out_dir(out: Path, config: dict, resume: bool):
+    """The saved results if this run is already finished, else None; errors for a folder that
+    holds another run, or this run without ``resume``."""
+    results_path, checkpoint_path = out / RESULTS, out / CHECKPOINT
+    saved_config = None
+    if checkpoint_path.exists():
+        saved_config = load_torch(checkpoint_path).get("config")
+    elif results_path.exists():
+        saved_config = _read_json(results_path).get("config")
+    if saved_config is None:
+        return None
+    if _comparable(saved_config) != _comparable(config):
+        differs = sorted(k for k in set(saved_config) | set(config)
+                         if _comparable(saved_config).get(k) != _comparable(config).get(k))
+        raise ValueError(f"{out} holds a different run's checkpoint (it differs in: "
+                         f"{', '.join(differs)}); choose another output folder or delete it")
+    if not resume:
+        raise ValueError(f"{out} already holds this run; pass resume=True (--resume) to "
+                         "continue or return it, or choose another output folder")
+    if results_path.exists():
+        return _read_json(results_path)
+    return None
+
+
+def _comparable(config: dict) -> dict:
+    return json.loads(json.dumps(config, default=str))
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path} is unreadable or corrupt ({error}); delete it to start "
+                         "that run over") from error
+
+
+def _save(out, config, learner, metric, mile_plugin, selection, state) -> None:
+    save_torch({
+        "config": config,
+        "state": state,
+        "model": learner.model.state_dict(),
+        "optimizer": learner.optimizer.state_dict(),
+        "strategy": learner.state_dict() if hasattr(learner, "state_dict") else None,
+        "mile": mile_plugin.state_dict() if mile_plugin is not None else None,
+        "metric": {"trained_task": metric.trained_task, "results": metric.results},
+        "selection_history": selection.history,
+        "rng": rng_state(),
+    }, out / CHECKPOINT)
+
+
+def _restore(path, config, learner, metric, mile_plugin, selection) -> dict:
+    saved = load_torch(path)
+    try:
+        learner.model.load_state_dict(saved["model"])
+        _OptimizerRestore.attach(learner, saved["optimizer"])
+        if saved["strategy"] is not None:
+            learner.load_state_dict(saved["strategy"])
+        if mile_plugin is not None:
+            mile_plugin.load_state_dict(saved["mile"])
+        metric.trained_task = saved["metric"]["trained_task"]
+        metric.results = saved["metric"]["results"]
+        selection.history = saved["selection_history"]
+        set_rng_state(saved["rng"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as error:
+        raise ValueError(f"checkpoint {path} does not fit this run ({type(error).__name__}: "
+                         f"{error}); delete it to start over") from error
+    return saved["state"]
+
+
+class _OptimizerRestore(SupervisedPlugin):
+    """Loads saved optimizer state once, after Avalanche has reset the optimizer for the
+    first experience (it does so before plugins run)."""
+
+    def __init__(self, state):
+        super().__init__()
+        self.state = state
+
+    @classmethod
+    def attach(cls, learner, state):
+        learner.plugins.insert(0, cls(state))
+
+    def before_training_exp(self, strategy, **kwargs):
+        if self.state is not None:
+            strategy.optimizer.load_state_dict(self.state)
+            self.state = None

@@ -1,0 +1,102 @@
+"""run_iirc end to end on the synthetic stand-in: results, resume, and bad input."""
+import json
+
+import pytest
+import torch
+from avalanche.core import SupervisedPlugin
+
+import strategies
+from mile_cl.benchmarks import synthetic_iirc
+from mile_cl.protocol import run_iirc
+
+pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated function update")
+
+COMPARED = ("union_avg", "R", "forgetting", "hierarchy", "posttask_valid", "selection_history")
+
+
+@pytest.fixture(scope="module")
+def small_iirc():
+    return synthetic_iirc(n_superclasses=3, subclasses_per_superclass=2, n_orphans=2,
+                          n_train_per_class=30, n_test_per_class=6, seed=0)
+
+
+def run(bench, out_dir, **kwargs):
+    options = dict(mile=dict(interactive_steps=2, imitation_steps=1), epochs=2,
+                   first_task_epochs=2, num_tasks=3, batch_size=16, device="cpu",
+                   progress=False, seed=5)
+    options.update(kwargs)
+    return run_iirc(bench, "er", out_dir=out_dir, **options)
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAtTask(SupervisedPlugin):
+    def __init__(self, task):
+        super().__init__()
+        self.task = task
+
+    def before_training_exp(self, strategy, **kwargs):
+        if strategy.experience.current_experience == self.task:
+            raise Crash()
+
+
+def test_results_have_the_iirc_shape(small_iirc, tmp_path):
+    results = run(small_iirc, tmp_path / "run")
+    assert len(results["union_avg"]["pw_jaccard"]) == 3
+    R = results["R"]["pw_jaccard"]
+    assert len(R) == 3 and all(R[j][k] is None for j in range(3) for k in range(j + 1, 3))
+    assert all(0 <= R[j][k] <= 1 for j in range(3) for k in range(j + 1))
+    assert set(results["hierarchy"]) == {"superclass_recall", "subclass_recall", "wrong_association"}
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["union_avg"] == results["union_avg"]
+    assert saved["config"]["strategy"] == "er" and saved["config"]["mile"]["interactive_steps"] == 2
+    assert not (tmp_path / "run" / "results.partial.json").exists()
+
+
+def test_resume_after_a_crash_matches_an_uninterrupted_run(small_iirc, tmp_path, monkeypatch):
+    straight = run(small_iirc, tmp_path / "straight")
+
+    build = strategies.build
+    def crashing_build(*args, plugins=(), **kwargs):
+        return build(*args, plugins=[*plugins, CrashAtTask(2)], **kwargs)
+    monkeypatch.setattr(strategies, "build", crashing_build)
+    with pytest.raises(Crash):
+        run(small_iirc, tmp_path / "crashed")
+    partial = json.loads((tmp_path / "crashed" / "results.partial.json").read_text())
+    assert partial["tasks_done"] == 2
+    assert not (tmp_path / "crashed" / "results.json").exists()
+    monkeypatch.setattr(strategies, "build", build)
+
+    resumed = run(small_iirc, tmp_path / "crashed", resume=True)
+    for key in COMPARED:
+        assert resumed[key] == straight[key], key
+    # A finished run is returned as saved, not redone.
+    again = run(small_iirc, tmp_path / "crashed", resume=True)
+    assert again["timings"] == resumed["timings"]
+
+
+def test_refuses_a_folder_with_another_run(small_iirc, tmp_path):
+    run(small_iirc, tmp_path / "run", num_tasks=1)
+    with pytest.raises(ValueError, match="different run's checkpoint.*num_tasks"):
+        run(small_iirc, tmp_path / "run", num_tasks=2, resume=True)
+    with pytest.raises(ValueError, match="already holds this run; pass resume=True"):
+        run(small_iirc, tmp_path / "run", num_tasks=1)
+
+
+def test_corrupt_checkpoint(small_iirc, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="corrupt"):
+        run(small_iirc, tmp_path / "run", resume=True)
+
+
+def test_bad_arguments(small_iirc):
+    with pytest.raises(ValueError, match="unknown strategy 'erx'; valid names: finetune"):
+        run_iirc(small_iirc, "erx")
+    with pytest.raises(TypeError, match="mile must be None, True or a dict"):
+        run_iirc(small_iirc, "er", mile="yes")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            run_iirc(small_iirc, "er", device="cuda")
