@@ -41,7 +41,7 @@ def build(name, model, optimizer, *, benchmark, plugins=(), **overrides):
     """The IIRC baseline ``name`` (one of ``NAMES``) as an Avalanche ``SupervisedTemplate``."""
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; valid names: {', '.join(NAMES)}")
-    return STRATEGIES[name](model, optimizer, benchmark=benchmark, plugins=plugins, **overrides)
+    return STRATEGIES[name](model=model, optimizer=optimizer, benchmark=benchmark, plugins=plugins, **overrides)
 
 
 __all__ = ["build", "NAMES", "STRATEGIES", "Finetune", "ER", "ERInfinite", "ICaRL", "ICaRLNorm",

@@ -39,10 +39,10 @@ def agem_project(grad, reference):
 class AGEM(Finetune):
     restore_best_model = RESTORE_BEST_MODEL
 
-    def __init__(self, model, optimizer, *, mem_per_class=MEM_PER_CLASS,
+    def __init__(self, *, model, optimizer, mem_per_class=MEM_PER_CLASS,
                  memory_batch_size=MEMORY_BATCH_SIZE, new_classes_only=NEW_CLASSES_ONLY,
                  buffer_seed=0, **kwargs):
-        super().__init__(model, optimizer, **kwargs)
+        super().__init__(model=model, optimizer=optimizer, **kwargs)
         self.buffer = ExemplarBuffer(mem_per_class, "random", seed=buffer_seed)
         self.memory_batch_size = memory_batch_size
         self.new_classes_only = new_classes_only

@@ -25,9 +25,9 @@ class ER(Finetune):
     restore_best_model = RESTORE_BEST_MODEL
     selection = SELECTION
 
-    def __init__(self, model, optimizer, *, mem_per_class=MEM_PER_CLASS, buffer_seed=0,
+    def __init__(self, *, model, optimizer, mem_per_class=MEM_PER_CLASS, buffer_seed=0,
                  **kwargs):
-        super().__init__(model, optimizer, **kwargs)
+        super().__init__(model=model, optimizer=optimizer, **kwargs)
         self.buffer = ExemplarBuffer(mem_per_class, self.selection, seed=buffer_seed)
 
     def train_dataset_adaptation(self, **kwargs):

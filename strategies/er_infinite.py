@@ -16,8 +16,8 @@ RESTORE_BEST_MODEL = True
 class ERInfinite(ER):
     restore_best_model = RESTORE_BEST_MODEL
 
-    def __init__(self, model, optimizer, **kwargs):
+    def __init__(self, *, model, optimizer, **kwargs):
         if "mem_per_class" in kwargs:
             raise ValueError("er_infinite keeps every sample; for a bounded memory use 'er' "
                              "with mem_per_class=N")
-        super().__init__(model, optimizer, mem_per_class=None, **kwargs)
+        super().__init__(model=model, optimizer=optimizer, mem_per_class=None, **kwargs)

@@ -35,7 +35,7 @@ class Finetune(SupervisedTemplate):
 
     restore_best_model = RESTORE_BEST_MODEL
 
-    def __init__(self, model, optimizer, *, benchmark, plugins=(), criterion=None,
+    def __init__(self, *, model, optimizer, benchmark, plugins=(), criterion=None,
                  train_mb_size=BATCH_SIZE, eval_mb_size=BATCH_SIZE, evaluator=None, **kwargs):
         if criterion is None:
             criterion = SeenClassesBCE(benchmark.num_classes)

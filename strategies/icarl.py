@@ -35,11 +35,11 @@ class ICaRL(ER):
     restore_best_model = RESTORE_BEST_MODEL
     selection = SELECTION
 
-    def __init__(self, model, optimizer, *, mem_per_class=MEM_PER_CLASS, **kwargs):
+    def __init__(self, *, model, optimizer, mem_per_class=MEM_PER_CLASS, **kwargs):
         if not callable(getattr(model, "features", None)):
             raise TypeError("iCaRL's herding needs model.features(x) -> [B, D] "
                             "(mile_cl.models.resnet32 has it)")
-        super().__init__(model, optimizer, mem_per_class=mem_per_class, **kwargs)
+        super().__init__(model=model, optimizer=optimizer, mem_per_class=mem_per_class, **kwargs)
         self.old_model = None
 
     def _before_training_exp(self, **kwargs):
@@ -58,11 +58,11 @@ class ICaRL(ER):
 
 
 class ICaRLNorm(ICaRL):
-    def __init__(self, model, optimizer, *, reset_sigma=RESET_SIGMA, **kwargs):
+    def __init__(self, *, model, optimizer, reset_sigma=RESET_SIGMA, **kwargs):
         if not isinstance(getattr(model, "head", None), CosineLinear):
             raise TypeError("icarl_norm needs a cosine-normalised classifier: build the model "
                             "with mile_cl.models.resnet32(num_classes, head='cosine')")
-        super().__init__(model, optimizer, **kwargs)
+        super().__init__(model=model, optimizer=optimizer, **kwargs)
         self.reset_sigma = reset_sigma
 
     def _before_training_exp(self, **kwargs):

@@ -49,8 +49,8 @@ class IncrementalJoint(Finetune):
 class Joint(Finetune):
     restore_best_model = RESTORE_BEST_MODEL
 
-    def __init__(self, model, optimizer, **kwargs):
-        super().__init__(model, optimizer, **kwargs)
+    def __init__(self, *, model, optimizer, **kwargs):
+        super().__init__(model=model, optimizer=optimizer, **kwargs)
         self.trained = False
 
     def train(self, experiences, eval_streams=None, **kwargs):

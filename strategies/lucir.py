@@ -46,12 +46,12 @@ class LUCIR(ICaRL):
     restore_best_model = RESTORE_BEST_MODEL
     selection = SELECTION
 
-    def __init__(self, model, optimizer, *, lambda_base=LAMBDA_BASE, margin=MARGIN, top_k=TOP_K,
+    def __init__(self, *, model, optimizer, lambda_base=LAMBDA_BASE, margin=MARGIN, top_k=TOP_K,
                  **kwargs):
         if not isinstance(getattr(model, "head", None), CosineLinear):
             raise TypeError("lucir needs a cosine-normalised classifier: build the model with "
                             "mile_cl.models.resnet32(num_classes, head='cosine')")
-        super().__init__(model, optimizer, **kwargs)
+        super().__init__(model=model, optimizer=optimizer, **kwargs)
         self.lambda_base, self.margin, self.top_k = lambda_base, margin, top_k
         self.lambda_cur = lambda_base
         self._frozen_old_weights = None
