@@ -54,10 +54,13 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
              momentum: float = MOMENTUM, weight_decay: float = WEIGHT_DECAY,
              eval_batch_size: int = EVAL_BATCH_SIZE, num_tasks: int | None = None,
              fast_dev_run: bool = False, resume: bool = False, progress: bool = True,
-             benchmark_info: dict | None = None, strategy_overrides: dict | None = None) -> dict:
+             benchmark_info: dict | None = None, strategy_overrides: dict | None = None,
+             prior_bias: bool = False) -> dict:
     """Run ``strategy`` (a name from ``strategies.NAMES``) over ``benchmark``'s tasks.
 
     ``mile``: None (off), True (``MILE_DEFAULTS``) or a dict of ``MILePlugin`` keywords.
+    ``prior_bias``: start the head's bias at -log(C) as the MILe authors do; off by default
+    (the IIRC baselines' init), and never tied to ``mile`` so MILe on/off differ only by MILe.
     ``first_task_epochs`` None means twice ``epochs``. ``num_tasks`` runs only the first tasks.
     ``fast_dev_run``: 1 epoch of ``FAST_DEV_STEPS`` minibatches of at most
     ``FAST_DEV_BATCH_SIZE`` on the first ``FAST_DEV_TASKS`` tasks, to check that everything runs. With ``out_dir``, a checkpoint is
@@ -77,6 +80,7 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
                   first_task_epochs=first_task_epochs, seed=seed, batch_size=batch_size, lr=lr,
                   momentum=momentum, weight_decay=weight_decay, num_tasks=n_tasks,
                   fast_dev_run=fast_dev_run, strategy_overrides=strategy_overrides or {},
+                  prior_bias=prior_bias,
                   **(benchmark_info or {}))
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
@@ -86,8 +90,8 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
 
     seed_everything(seed)
     model = resnet32(benchmark.num_classes, head="cosine" if strategy in COSINE_HEAD else "linear")
-    if mile_kwargs is not None and strategy not in COSINE_HEAD:
-        init_output_bias(model.head)          # MILe's -log(C) prior (spec/mile.md)
+    if prior_bias and strategy not in COSINE_HEAD:
+        init_output_bias(model.head)          # MILe's -log(C) prior, with or without MILe
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
                                 weight_decay=weight_decay)
     iirc = iirc_metrics(benchmark)
@@ -121,6 +125,7 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
         started = time.perf_counter()
         learner.train_epochs = first_task_epochs if j == 0 else epochs
         learner.train(benchmark.train_stream[j])
+        iirc[0].trained_task = j     # joint trains once; the protocol knows which task this is
         learner.eval(benchmark.test_stream[: j + 1])
         learner.eval(benchmark.posttask_valid_stream[: j + 1])
         state["task_seconds"].append(time.perf_counter() - started)
@@ -289,7 +294,6 @@ def _save(out, config, learner, metric, mile_plugin, selection, state) -> None:
         "config": config,
         "state": state,
         "model": learner.model.state_dict(),
-        "optimizer": learner.optimizer.state_dict(),
         "strategy": learner.state_dict() if hasattr(learner, "state_dict") else None,
         "mile": mile_plugin.state_dict() if mile_plugin is not None else None,
         "metric": {"trained_task": metric.trained_task, "results": metric.results},
@@ -301,8 +305,8 @@ def _save(out, config, learner, metric, mile_plugin, selection, state) -> None:
 def _restore(path, config, learner, metric, mile_plugin, selection) -> dict:
     saved = load_torch(path)
     try:
+        # No optimizer state: every task starts from fresh SGD state (PlateauSelection).
         learner.model.load_state_dict(saved["model"])
-        _OptimizerRestore.attach(learner, saved["optimizer"])
         if saved["strategy"] is not None:
             learner.load_state_dict(saved["strategy"])
         if mile_plugin is not None:
@@ -315,21 +319,3 @@ def _restore(path, config, learner, metric, mile_plugin, selection) -> dict:
         raise ValueError(f"checkpoint {path} does not fit this run ({type(error).__name__}: "
                          f"{error}); delete it to start over") from error
     return saved["state"]
-
-
-class _OptimizerRestore(SupervisedPlugin):
-    """Loads saved optimizer state once, after Avalanche has reset the optimizer for the
-    first experience (it does so before plugins run)."""
-
-    def __init__(self, state):
-        super().__init__()
-        self.state = state
-
-    @classmethod
-    def attach(cls, learner, state):
-        learner.plugins.insert(0, cls(state))
-
-    def before_training_exp(self, strategy, **kwargs):
-        if self.state is not None:
-            strategy.optimizer.load_state_dict(self.state)
-            self.state = None

@@ -10,6 +10,7 @@ when the task ends (the reference does this for finetune, ER and joint).
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
 from avalanche.core import SupervisedPlugin
@@ -39,7 +40,8 @@ class PlateauSelection(SupervisedPlugin):
     """ReduceLROnPlateau on intask_valid pw-JS, reset per task; optional best-epoch restore.
 
     ``valid_stream`` is the benchmark's ``intask_valid_stream``; experience j of the training
-    stream is scored on its experience j. ``history`` keeps (task, epoch, lr, pw-JS) rows.
+    stream is scored on its experience j, unless the strategy has a ``validation_data(task)``
+    method returning (dataset, number of seen classes), as the joint baselines do. ``history`` keeps (task, epoch, lr, pw-JS) rows.
     """
 
     def __init__(self, valid_stream, num_seen_after, *, restore_best: bool, patience: int = 10,
@@ -54,6 +56,7 @@ class PlateauSelection(SupervisedPlugin):
         self.history: list[dict] = []
         self.scheduler = None
         self.best_score, self.best_state = None, None
+        self._warned_empty = False
 
     def before_training_exp(self, strategy, **kwargs):
         # A new task starts from fresh SGD state (no momentum) at the configured learning
@@ -66,20 +69,42 @@ class PlateauSelection(SupervisedPlugin):
 
     def after_training_epoch(self, strategy, **kwargs):
         task = strategy.experience.current_experience
-        score = validation_pw_jaccard(strategy.model, self.valid_stream[task].dataset,
-                                      self.num_seen_after[task], strategy.device,
+        dataset, num_seen = self._validation_data(strategy, task)
+        _check_finite(strategy, task)
+        score = validation_pw_jaccard(strategy.model, dataset, num_seen, strategy.device,
                                       self.eval_batch_size)
         self.history.append(dict(task=task, epoch=len([h for h in self.history
                                                         if h["task"] == task]),
                                  lr=strategy.optimizer.param_groups[0]["lr"], pw_jaccard=score))
         if score != score:          # NaN: no validation data for this task, nothing to steer
+            if not self._warned_empty:
+                warnings.warn(f"task {task} has no intask-valid samples: no learning-rate "
+                              "schedule or best-epoch restore for it", stacklevel=2)
+                self._warned_empty = True
             return
         self.scheduler.step(score)
-        if self.restore_best and (self.best_score is None or score > self.best_score):
+        # ">=": on ties the later epoch wins, as in the reference.
+        if self.restore_best and (self.best_score is None or score >= self.best_score):
             self.best_score = score
             self.best_state = copy.deepcopy(strategy.model.state_dict())
+
+    def _validation_data(self, strategy, task):
+        # A strategy may say what to validate on (the joint baselines: complete labels).
+        if hasattr(strategy, "validation_data"):
+            return strategy.validation_data(task)
+        return self.valid_stream[task].dataset, self.num_seen_after[task]
 
     def after_training_exp(self, strategy, **kwargs):
         if self.restore_best and self.best_state is not None:
             strategy.model.load_state_dict(self.best_state)
         self.best_state = None      # weights are not kept across tasks
+
+
+def _check_finite(strategy, task) -> None:
+    """Fail loudly on divergence: NaN weights predict no label and score a silent pw-JS of 0.
+    Checked once per epoch, not per step, to keep the training step free of host syncs."""
+    finite = torch.stack([torch.isfinite(p).all() for p in strategy.model.parameters()]).all()
+    if not bool(finite):
+        raise FloatingPointError(
+            f"training diverged in task {task}: the model has non-finite weights; lower the "
+            f"learning rate (now {strategy.optimizer.param_groups[0]['lr']})")

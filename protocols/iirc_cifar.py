@@ -26,7 +26,8 @@ if __package__ in (None, ""):          # `python protocols/iirc_cifar.py` from t
 
 import strategies  # noqa: E402
 from mile_cl.benchmarks import iirc_cifar100, synthetic_iirc  # noqa: E402
-from mile_cl.protocol import EPOCHS, MILE_DEFAULTS, resolve_device, run_iirc  # noqa: E402
+from mile_cl.protocol import (BATCH_SIZE, EPOCHS, LR, MILE_DEFAULTS, resolve_device,  # noqa: E402
+                              run_iirc)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -47,6 +48,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help=f"epochs per task (default: {EPOCHS})")
     what.add_argument("--first-task-epochs", type=int, default=None,
                       help="epochs for task 0 (default: twice --epochs)")
+    what.add_argument("--lr", type=float, default=LR, help=f"SGD learning rate (default: {LR})")
+    what.add_argument("--batch-size", type=int, default=BATCH_SIZE,
+                      help=f"minibatch size (default: {BATCH_SIZE})")
     what.add_argument("--num-tasks", type=int, default=None,
                       help="run only the first N tasks (default: all 22)")
     what.add_argument("--fast-dev-run", action="store_true",
@@ -69,6 +73,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     mile.add_argument("--mile-ground-truth", choices=("keep", "drop"),
                       default="keep" if MILE_DEFAULTS["keep_ground_truth"] else "drop",
                       help="OR the ground truth into the pseudo-labels (default: keep)")
+    mile.add_argument("--prior-bias", action="store_true",
+                      help="start the head's bias at -log(C), as the MILe authors do, in every "
+                           "run (with and without MILe)")
     mile.add_argument("--mile-start-with-imitation", action="store_true",
                       help="open each task with an imitation phase taught by the previous model")
 
@@ -156,11 +163,13 @@ def main(argv=None) -> int:
                 try:
                     run_iirc(benchmark, strategy, mile=mile, epochs=args.epochs,
                              first_task_epochs=args.first_task_epochs, device=args.device,
-                             seed=args.seed, out_dir=out / label / f"config{configuration}",
+                             seed=args.seed, lr=args.lr, batch_size=args.batch_size,
+                             out_dir=out / label / f"config{configuration}",
                              num_tasks=args.num_tasks, fast_dev_run=args.fast_dev_run,
                              resume=args.resume, progress=not args.quiet,
+                             prior_bias=args.prior_bias,
                              benchmark_info=dict(benchmark=name, configuration=configuration))
-                except ValueError as error:
+                except (ValueError, FloatingPointError) as error:
                     print(f"error: {error}", file=sys.stderr)
                     return 2
     try:

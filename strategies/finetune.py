@@ -54,6 +54,12 @@ class Finetune(SupervisedTemplate):
     def criterion(self):
         return self._criterion(self.mb_output, self.mb_y)
 
+    # ------------------------------------------------------------------ model selection
+    def validation_data(self, task):
+        """(dataset, number of seen classes) that steer the learning rate and the best-epoch
+        choice during ``task``: its intask-valid set, with the labels it shows."""
+        return self.benchmark.intask_valid_stream[task].dataset, self.benchmark.num_seen(task)
+
     # ------------------------------------------------------------------ checkpoint
     def state_dict(self) -> dict:
         """What a resumed run needs besides the model and optimizer (replay: the buffer)."""

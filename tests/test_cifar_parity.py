@@ -48,3 +48,33 @@ def test_same_samples_and_labels_as_reference(fake_cifar_root, configuration):
         for task in range(len(ref_tasks)):     # in order: the reference accumulates seen classes
             expected = reference_task(reference[split], task)
             assert our_task(ours, split, task) == expected, f"{split} task {task} differs"
+
+
+def reference_up_to(dataset, task):
+    """The reference's complete-information data of tasks 0..task (its joint baselines)."""
+    dataset.complete_information_mode = True
+    dataset.load_tasks_up_to(task)
+    items = []
+    for i in range(len(dataset)):
+        image, first, second = dataset.get_item(i)
+        items.append((np.asarray(image).tobytes(), frozenset({first, second} - {NO_LABEL_PLACEHOLDER})))
+    return sorted(items, key=lambda item: (item[0], sorted(item[1])))
+
+
+def ours_up_to(benchmark, split, task):
+    dataset = benchmark.complete_label_dataset(split, task)
+    items = []
+    for i in range(len(dataset)):
+        image, y, _ = dataset[i]
+        labels = frozenset(benchmark.class_names[c] for c in np.flatnonzero(y.numpy() > 0.5))
+        items.append((image.permute(1, 2, 0).contiguous().numpy().tobytes(), labels))
+    return sorted(items, key=lambda item: (item[0], sorted(item[1])))
+
+
+def test_complete_label_data_as_reference_joint(fake_cifar_root):
+    ours = iirc_cifar100(fake_cifar_root, configuration=0, **IDENTITY)
+    reference, tasks, _ = get_lifelong_datasets("iirc_cifar100", dataset_root=str(fake_cifar_root))
+    for split in ("train", "intask_valid"):
+        for task in (0, 6, len(tasks) - 1):
+            assert ours_up_to(ours, split, task) == reference_up_to(reference[split], task), \
+                f"{split} up to task {task} differs"

@@ -100,3 +100,31 @@ def test_bad_arguments(small_iirc):
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA GPU"):
             run_iirc(small_iirc, "er", device="cuda")
+
+
+def test_joint_reports_every_task(small_iirc):
+    # joint trains once on everything; each evaluation must still be recorded as task j
+    results = run_iirc(small_iirc, "joint", epochs=1, first_task_epochs=1, num_tasks=3,
+                       batch_size=16, device="cpu", progress=False)
+    assert all(v is not None for v in results["union_avg"]["pw_jaccard"])
+    assert all(results["R"]["pw_jaccard"][j][j] is not None for j in range(3))
+
+
+def test_divergence_fails_loudly(small_iirc):
+    with pytest.raises(FloatingPointError, match="diverged in task 0.*lower the learning rate"):
+        run_iirc(small_iirc, "finetune", lr=float("inf"), epochs=1, first_task_epochs=1, num_tasks=1,
+                 batch_size=16, device="cpu", progress=False)
+
+
+def test_prior_bias_is_the_same_with_and_without_mile(small_iirc, monkeypatch):
+    heads = []
+    build = strategies.build
+    def recording_build(name, model, *args, **kwargs):
+        heads.append(model.head.bias.detach().clone())
+        return build(name, model, *args, **kwargs)
+    monkeypatch.setattr(strategies, "build", recording_build)
+    for mile in (None, True):
+        run_iirc(small_iirc, "finetune", mile=mile, prior_bias=True, fast_dev_run=True,
+                 num_tasks=1, device="cpu", progress=False)
+    expected = torch.full_like(heads[0], -torch.log(torch.tensor(float(small_iirc.num_classes))))
+    assert torch.allclose(heads[0], expected) and torch.allclose(heads[1], expected)

@@ -25,7 +25,6 @@ from mile_cl.metrics import mask_targets, predict, pw_jaccard, union_weights
 from mile_cl.models import CosineLinear
 from mile_cl.plugin import MILePlugin
 from strategies.agem import agem_project
-from strategies.joint import complete_labels
 from strategies.lucir import margin_ranking
 
 EPOCHS, LR, BATCH = 15, 0.05, 16
@@ -441,20 +440,26 @@ def test_agem_step_never_raises_the_memory_loss_to_first_order(iirc):
 
 # ------------------------------------------------------------------------- joint training
 
+def complete(iirc, up_to_task=None):
+    """The bool labels of benchmark.complete_label_dataset("train", up_to_task)."""
+    dataset = iirc.complete_label_dataset("train", up_to_task)
+    return torch.stack([dataset[i][1] for i in range(len(dataset))]) > 0
+
+
 def test_complete_labels_by_hand(iirc):
     # 40 images per fine class: 4 intask-valid, 4 posttask-valid, 32 train. A subclass's
     # superclass task gets its first int(0.4 * 32) = 12 train images, its own task the last
-    # int(0.8 * 32) = 25, i.e. images 7..31; images 7..11 show both, 0..6 only the superclass.
+    # int(0.8 * 32) = 25, i.e. images 7..31; together they cover all 32.
     parents = iirc.parents
-    images, ids, labels, dropped = complete_labels(iirc, 0)
-    # task 0 = super0, super1: 2 x 2 subclasses x 12 images, labelled with the superclass only
-    assert len(ids) == 48 and dropped == 0 and (labels.sum(dim=1) == 1).all()
+    labels = complete(iirc, 0)
+    # task 0 = super0, super1: 2 x 2 subclasses x 12 images, labelled with the superclass
+    # only (their subclasses are not seen yet)
+    assert len(labels) == 48 and (labels.sum(dim=1) == 1).all()
     assert not labels[:, iirc.num_seen(0):].any()
 
-    images, ids, labels, dropped = complete_labels(iirc)
-    # all tasks: 10 fine classes x 32 images = 320 distinct images; the 7 superclass-only
-    # images of each of the 8 subclasses have an unknown subclass and are dropped
-    assert dropped == 8 * 7 and len(ids) == 320 - 56 == len(torch.unique(ids))
+    labels = complete(iirc)
+    # all tasks: 10 fine classes x 32 images, each once, with its fine class and superclass
+    assert len(labels) == 320
     is_super = torch.zeros(iirc.num_classes, dtype=torch.bool)
     is_super[parents[parents >= 0]] = True
     for row in labels:
@@ -479,5 +484,5 @@ def test_incremental_joint_trains_on_everything_so_far(iirc):
     strategy = make("incremental_joint", iirc, plugins=[sizes], train_epochs=1)
     for j in range(3):
         strategy.train(iirc.train_stream[j])
-        assert sizes.sizes[-1] == len(complete_labels(iirc, j)[1])
+        assert sizes.sizes[-1] == len(iirc.complete_label_dataset("train", j))
         assert strategy._criterion.num_seen == iirc.num_seen(j)

@@ -89,13 +89,15 @@ class IIRCBenchmark(CLScenario):
     t is 0 (class-incremental: no task labels at test time).
     """
 
-    def __init__(self, streams, hierarchy: _Hierarchy, superclasses: Mapping[str, list[str]]):
+    def __init__(self, streams, hierarchy: _Hierarchy, superclasses: Mapping[str, list[str]],
+                 joint_data: dict):
         super().__init__(streams)
         self.class_names = hierarchy.class_names
         self.tasks = hierarchy.tasks
         self.hierarchy = {k: list(v) for k, v in superclasses.items()}
         self.parents = hierarchy.parents
         self._seen_counts = np.cumsum([len(t) for t in self.tasks])
+        self._joint = joint_data
 
     @property
     def num_classes(self) -> int:
@@ -119,6 +121,25 @@ class IIRCBenchmark(CLScenario):
         mask = torch.zeros(self.num_classes, dtype=torch.bool)
         mask[: self.num_seen(task)] = True
         return mask
+
+    def complete_label_dataset(self, split: str = "train", up_to_task: int | None = None):
+        """The ``split`` ("train" or "intask_valid") data of tasks 0..``up_to_task`` (all tasks
+        by default) with complete labels, each image once: what IIRC's joint baselines see.
+
+        As the reference's complete-information mode (``load_tasks_up_to``): the images are
+        the union of those tasks' experiences, each labelled with all of its labels seen by
+        ``up_to_task``. The int stand-in target is the latest-introduced of them.
+        """
+        if split not in self._joint["pools"]:
+            raise ValueError(f"split must be one of {sorted(self._joint['pools'])}, got {split!r}")
+        last = self.n_tasks - 1 if up_to_task is None else up_to_task
+        num_seen = self.num_seen(last)
+        ids = np.unique(np.concatenate(self._joint["pools"][split][: last + 1]))
+        labels = self._joint["complete"][torch.from_numpy(ids)]
+        labels[:, num_seen:] = False
+        latest = (labels * torch.arange(1, self.num_classes + 1)).argmax(dim=1).numpy()
+        return _avalanche_dataset(self._joint["images"], ids, labels, latest,
+                                  self._joint["groups"], "train" if split == "train" else "eval")
 
 
 def make_iirc_benchmark(
@@ -182,7 +203,10 @@ def make_iirc_benchmark(
         experiences = [DatasetExperience(dataset=d, current_experience=k)
                        for k, d in enumerate(datasets)]
         streams.append(with_classes_timeline(EagerCLStream(split, experiences)))
-    return IIRCBenchmark(streams, labels, hierarchy)
+    joint_data = dict(images=train_x, complete=_complete_labels(train_y, labels), groups=groups,
+                      pools={split: [ids for ids, _, _ in split_members[split]]
+                             for split in ("train", "intask_valid")})
+    return IIRCBenchmark(streams, labels, hierarchy, joint_data)
 
 
 # --- input checks -------------------------------------------------------------------------
@@ -351,19 +375,26 @@ def _incomplete_info_members(pool, y, labels: _Hierarchy, *, superclass_pct, sub
     return members
 
 
+def _complete_labels(y, labels: _Hierarchy) -> torch.Tensor:
+    """bool [len(y), C]: each image's fine class and its superclass, as global ids."""
+    own = labels.fine_to_global[y]
+    parent = labels.fine_parent[y]
+    complete = torch.zeros(len(y), len(labels.class_names), dtype=torch.bool)
+    complete[torch.arange(len(y)), torch.from_numpy(own)] = True
+    rows = np.flatnonzero(parent >= 0)
+    complete[torch.from_numpy(rows), torch.from_numpy(parent[rows])] = True
+    return complete
+
+
 def _complete_info_members(pool, y, labels: _Hierarchy):
     """Per task: every sample having any label in the task, with all of its labels.
 
     The int stand-in is the sample's label that belongs to this task.
     """
-    n_classes = len(labels.class_names)
     task_of = _task_of_label(labels)
     own = labels.fine_to_global[y[pool]]
     parent = labels.fine_parent[y[pool]]
-    complete = torch.zeros(len(pool), n_classes, dtype=torch.bool)
-    complete[torch.arange(len(pool)), torch.from_numpy(own)] = True
-    has_parent = torch.from_numpy(parent >= 0)
-    complete[torch.nonzero(has_parent).squeeze(1), torch.from_numpy(parent[parent >= 0])] = True
+    complete = _complete_labels(y[pool], labels)
 
     members = []
     for t in range(len(labels.tasks)):
