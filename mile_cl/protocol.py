@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 import strategies
 from mile_cl.avalanche_metrics import iirc_metrics
+from mile_cl.device_data import DeviceDataPlugin
 from mile_cl.checkpoint import (load_torch, rng_state, save_json, save_torch, seed_everything,
                                 set_rng_state)
 from mile_cl.mile_metrics import mile_metrics
@@ -55,10 +56,14 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
              eval_batch_size: int = EVAL_BATCH_SIZE, num_tasks: int | None = None,
              fast_dev_run: bool = False, resume: bool = False, progress: bool = True,
              benchmark_info: dict | None = None, strategy_overrides: dict | None = None,
-             prior_bias: bool = False) -> dict:
+             prior_bias: bool = False, data_on_device: bool | None = None,
+             precision: str | None = None) -> dict:
     """Run ``strategy`` (a name from ``strategies.NAMES``) over ``benchmark``'s tasks.
 
     ``mile``: None (off), True (``MILE_DEFAULTS``) or a dict of ``MILePlugin`` keywords.
+    ``data_on_device`` (default: on CUDA): keep the images on the device and augment batches
+    there (``mile_cl.device_data.DeviceDataPlugin``, bf16 autocast and channels_last on CUDA
+    unless ``precision="fp32"``).
     ``prior_bias``: start the head's bias at -log(C) as the MILe authors do; off by default
     (the IIRC baselines' init), and never tied to ``mile`` so MILe on/off differ only by MILe.
     ``first_task_epochs`` None means twice ``epochs``. ``num_tasks`` runs only the first tasks.
@@ -70,6 +75,7 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
     if strategy not in strategies.NAMES:
         raise ValueError(f"unknown strategy {strategy!r}; valid names: {', '.join(strategies.NAMES)}")
     device = resolve_device(device)
+    data_on_device = device.type == "cuda" if data_on_device is None else data_on_device
     mile_kwargs = _mile_kwargs(mile)
     first_task_epochs = 2 * epochs if first_task_epochs is None else first_task_epochs
     n_tasks = len(benchmark.tasks) if num_tasks is None else min(num_tasks, len(benchmark.tasks))
@@ -80,7 +86,7 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
                   first_task_epochs=first_task_epochs, seed=seed, batch_size=batch_size, lr=lr,
                   momentum=momentum, weight_decay=weight_decay, num_tasks=n_tasks,
                   fast_dev_run=fast_dev_run, strategy_overrides=strategy_overrides or {},
-                  prior_bias=prior_bias,
+                  prior_bias=prior_bias, data_on_device=data_on_device, precision=precision,
                   **(benchmark_info or {}))
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
@@ -105,7 +111,11 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
                                                       "restore_best_model", False),
                                  eval_batch_size=eval_batch_size)
     mile_plugin = MILePlugin(**mile_kwargs) if mile_kwargs is not None else None
-    plugins = [p for p in (mile_plugin, selection) if p is not None]
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    # First in the list: MILe's teacher forward then runs under its autocast too.
+    device_data = DeviceDataPlugin(seed=seed, precision=precision) if data_on_device else None
+    plugins = [p for p in (device_data, mile_plugin, selection) if p is not None]
     plugins.append(_EpochProgress(progress, FAST_DEV_STEPS if fast_dev_run else None))
     metrics = [*iirc, *(mile_metrics() if mile_plugin is not None else [])]
     learner = strategies.build(
@@ -116,7 +126,8 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
 
     state = dict(next_task=0, task_seconds=[], summaries=[])
     if out is not None and resume and (out / CHECKPOINT).exists():
-        state = _restore(out / CHECKPOINT, config, learner, iirc[0], mile_plugin, selection)
+        state = _restore(out / CHECKPOINT, config, learner, iirc[0], mile_plugin, selection,
+                         device_data)
 
     start_task = state["next_task"]
     tasks = tqdm(range(start_task, n_tasks), desc=f"{strategy}{'+MILe' if mile_plugin else ''}",
@@ -135,7 +146,7 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
         state["next_task"] = j + 1
         results = _results(config, benchmark, iirc[0], selection, state, device, n_tasks)
         if out is not None:
-            _save(out, config, learner, iirc[0], mile_plugin, selection, state)
+            _save(out, config, learner, iirc[0], mile_plugin, selection, state, device_data)
             save_json(results, out / (RESULTS if j + 1 == n_tasks else "results.partial.json"))
     if out is not None:
         (out / "results.partial.json").unlink(missing_ok=True)
@@ -289,20 +300,21 @@ def _read_json(path: Path) -> dict:
                          "that run over") from error
 
 
-def _save(out, config, learner, metric, mile_plugin, selection, state) -> None:
+def _save(out, config, learner, metric, mile_plugin, selection, state, device_data) -> None:
     save_torch({
         "config": config,
         "state": state,
         "model": learner.model.state_dict(),
         "strategy": learner.state_dict() if hasattr(learner, "state_dict") else None,
         "mile": mile_plugin.state_dict() if mile_plugin is not None else None,
+        "device_data": device_data.state_dict() if device_data is not None else None,
         "metric": {"trained_task": metric.trained_task, "results": metric.results},
         "selection_history": selection.history,
         "rng": rng_state(),
     }, out / CHECKPOINT)
 
 
-def _restore(path, config, learner, metric, mile_plugin, selection) -> dict:
+def _restore(path, config, learner, metric, mile_plugin, selection, device_data) -> dict:
     saved = load_torch(path)
     try:
         # No optimizer state: every task starts from fresh SGD state (PlateauSelection).
@@ -311,6 +323,8 @@ def _restore(path, config, learner, metric, mile_plugin, selection) -> dict:
             learner.load_state_dict(saved["strategy"])
         if mile_plugin is not None:
             mile_plugin.load_state_dict(saved["mile"])
+        if device_data is not None:
+            device_data.load_state_dict(saved["device_data"])
         metric.trained_task = saved["metric"]["trained_task"]
         metric.results = saved["metric"]["results"]
         selection.history = saved["selection_history"]

@@ -90,6 +90,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="synthetic images per fine class (default: 30,5; CIFAR's own size "
                            "is 500,100)")
     data.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
+    data.add_argument("--data-on-device", choices=("auto", "on", "off"), default="auto",
+                      help="keep images on the device and augment there (default: on with CUDA)")
+    data.add_argument("--precision", choices=("bf16", "fp32"), default=None,
+                      help="with --data-on-device: bf16 autocast (default on CUDA) or fp32")
     data.add_argument("--out", default="runs/iirc_cifar", help="output folder "
                       "(default: runs/iirc_cifar)")
     data.add_argument("--resume", action="store_true",
@@ -167,7 +171,9 @@ def main(argv=None) -> int:
                              out_dir=out / label / f"config{configuration}",
                              num_tasks=args.num_tasks, fast_dev_run=args.fast_dev_run,
                              resume=args.resume, progress=not args.quiet,
-                             prior_bias=args.prior_bias,
+                             prior_bias=args.prior_bias, precision=args.precision,
+                             data_on_device={"auto": None, "on": True,
+                                             "off": False}[args.data_on_device],
                              benchmark_info=dict(benchmark=name, configuration=configuration))
                 except (ValueError, FloatingPointError) as error:
                     print(f"error: {error}", file=sys.stderr)

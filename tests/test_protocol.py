@@ -44,6 +44,7 @@ class CrashAtTask(SupervisedPlugin):
 
 def test_results_have_the_iirc_shape(small_iirc, tmp_path):
     results = run(small_iirc, tmp_path / "run")
+    assert results["config"]["data_on_device"] is False      # the default on a CPU
     assert len(results["union_avg"]["pw_jaccard"]) == 3
     R = results["R"]["pw_jaccard"]
     assert len(R) == 3 and all(R[j][k] is None for j in range(3) for k in range(j + 1, 3))
@@ -55,25 +56,27 @@ def test_results_have_the_iirc_shape(small_iirc, tmp_path):
     assert not (tmp_path / "run" / "results.partial.json").exists()
 
 
-def test_resume_after_a_crash_matches_an_uninterrupted_run(small_iirc, tmp_path, monkeypatch):
-    straight = run(small_iirc, tmp_path / "straight")
+@pytest.mark.parametrize("data_on_device", [False, True])
+def test_resume_after_a_crash_matches_an_uninterrupted_run(small_iirc, tmp_path, monkeypatch,
+                                                           data_on_device):
+    straight = run(small_iirc, tmp_path / "straight", data_on_device=data_on_device)
 
     build = strategies.build
     def crashing_build(*args, plugins=(), **kwargs):
         return build(*args, plugins=[*plugins, CrashAtTask(2)], **kwargs)
     monkeypatch.setattr(strategies, "build", crashing_build)
     with pytest.raises(Crash):
-        run(small_iirc, tmp_path / "crashed")
+        run(small_iirc, tmp_path / "crashed", data_on_device=data_on_device)
     partial = json.loads((tmp_path / "crashed" / "results.partial.json").read_text())
     assert partial["tasks_done"] == 2
     assert not (tmp_path / "crashed" / "results.json").exists()
     monkeypatch.setattr(strategies, "build", build)
 
-    resumed = run(small_iirc, tmp_path / "crashed", resume=True)
+    resumed = run(small_iirc, tmp_path / "crashed", resume=True, data_on_device=data_on_device)
     for key in COMPARED:
         assert resumed[key] == straight[key], key
     # A finished run is returned as saved, not redone.
-    again = run(small_iirc, tmp_path / "crashed", resume=True)
+    again = run(small_iirc, tmp_path / "crashed", resume=True, data_on_device=data_on_device)
     assert again["timings"] == resumed["timings"]
 
 
