@@ -68,9 +68,10 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
     (the IIRC baselines' init), and never tied to ``mile`` so MILe on/off differ only by MILe.
     ``first_task_epochs`` None means twice ``epochs``. ``num_tasks`` runs only the first tasks.
     ``fast_dev_run``: 1 epoch of ``FAST_DEV_STEPS`` minibatches of at most
-    ``FAST_DEV_BATCH_SIZE`` on the first ``FAST_DEV_TASKS`` tasks, to check that everything runs. With ``out_dir``, a checkpoint is
-    written after every task and ``resume=True`` continues from the last one; a finished run
-    is returned as saved. Returns the results dict (see ``results.json``).
+    ``FAST_DEV_BATCH_SIZE`` on the first ``FAST_DEV_TASKS`` tasks, to check that everything
+    runs. With ``out_dir``, a checkpoint is written after every task and ``resume=True``
+    continues from the last one; a finished run is returned as saved. Returns the results
+    dict (see ``results.json``).
     """
     if strategy not in strategies.NAMES:
         raise ValueError(f"unknown strategy {strategy!r}; valid names: {', '.join(strategies.NAMES)}")
@@ -142,11 +143,12 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
         state["task_seconds"].append(time.perf_counter() - started)
         summary = _task_summary(iirc[0], j, benchmark, state["task_seconds"][-1])
         state["summaries"].append(summary)
-        tasks.write(summary) if progress else None
+        if progress:
+            tasks.write(summary)
         state["next_task"] = j + 1
-        results = _results(config, benchmark, iirc[0], selection, state, device, n_tasks)
         if out is not None:
             _save(out, config, learner, iirc[0], mile_plugin, selection, state, device_data)
+            results = _results(config, benchmark, iirc[0], selection, state, device, n_tasks)
             save_json(results, out / (RESULTS if j + 1 == n_tasks else "results.partial.json"))
     if out is not None:
         (out / "results.partial.json").unlink(missing_ok=True)
