@@ -542,6 +542,19 @@ class IIRCResults:
         for m in self.metric_names:
             self.forgetting[m][j] = forgetting(self.R[m], j)
 
+    def state_dict(self) -> dict:
+        """Tensors, strings and numbers only (safe for ``torch.load(weights_only=True)``)."""
+        return {"num_tasks": self.num_tasks, "metric_names": list(self.metric_names),
+                "R": self.R, "union_avg": self.union_avg, "forgetting": self.forgetting,
+                "hierarchy": self.hierarchy}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "IIRCResults":
+        results = cls(state["num_tasks"], state["metric_names"])
+        for table in ("R", "union_avg", "forgetting", "hierarchy"):
+            setattr(results, table, {k: v.clone() for k, v in state[table].items()})
+        return results
+
     def as_dict(self) -> dict:
         """{"R": {name: [[...]]}, "union_avg": {...}, "forgetting": {...}, "hierarchy": {...}}
         with float NaN where undefined."""
