@@ -33,7 +33,7 @@ def main():
     from mile_cl.benchmarks import iirc_cifar100, load_cifar100_files
 
     with tempfile.TemporaryDirectory() as tmp:
-        root = args.data_root
+        root, real_files = args.data_root, args.data_root is not None
         if root is None:
             # Written by a child process, so its memory does not count here.
             import subprocess
@@ -44,14 +44,15 @@ def main():
             root = tmp
         rss_imports = peak_rss_mb()
         start = time.perf_counter()
-        benchmark_files = load_cifar100_files(root)
+        benchmark_files = load_cifar100_files(root, verify_files=real_files)
         load_seconds = time.perf_counter() - start
         rss_before = peak_rss_mb()
         del benchmark_files
         times = []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            benchmark = iirc_cifar100(root, configuration=args.configuration)
+            benchmark = iirc_cifar100(root, configuration=args.configuration,
+                                      verify_files=real_files)
             times.append(time.perf_counter() - start)
         sizes = [len(e.dataset) for e in benchmark.train_stream]
         print(f"train sizes per task (first 4): {sizes[:4]}, test task 0: "

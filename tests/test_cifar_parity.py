@@ -38,7 +38,7 @@ def our_task(benchmark, split, task):
 
 @pytest.mark.parametrize("configuration", [0, 7])
 def test_same_samples_and_labels_as_reference(fake_cifar_root, configuration):
-    ours = iirc_cifar100(fake_cifar_root, configuration=configuration, **IDENTITY)
+    ours = iirc_cifar100(fake_cifar_root, configuration=configuration, verify_files=False, **IDENTITY)
     reference, ref_tasks, ref_index = get_lifelong_datasets(
         "iirc_cifar100", dataset_root=str(fake_cifar_root), tasks_configuration_id=configuration)
 
@@ -72,7 +72,7 @@ def ours_up_to(benchmark, split, task):
 
 
 def test_complete_label_data_as_reference_joint(fake_cifar_root):
-    ours = iirc_cifar100(fake_cifar_root, configuration=0, **IDENTITY)
+    ours = iirc_cifar100(fake_cifar_root, configuration=0, verify_files=False, **IDENTITY)
     reference, tasks, _ = get_lifelong_datasets("iirc_cifar100", dataset_root=str(fake_cifar_root))
     for split in ("train", "intask_valid"):
         for task in (0, 6, len(tasks) - 1):
