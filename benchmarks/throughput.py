@@ -16,8 +16,6 @@ mile_cl.losses.SeenClassesBCE, on the samples of task 0, timed after a warm-up:
   protocol_device        the same step with mile_cl.device_data.DeviceDataPlugin: data on the
                          device, bf16 autocast + channels_last on CUDA (fp32 on CPU)
   protocol_device_fp32   the same in fp32, NCHW (CUDA only)
-  protocol_device_compiled  + compile_model=True, drop_last=True (CUDA only; includes nothing
-                         of the compile time, which the warm-up absorbs)
   mile_imitation_device  MILe imitation steps (a frozen teacher's forward per step) through the
                          plugin
   captured_step_device   (CUDA only) the ceiling: DeviceLoader batches, the whole step (forward,
@@ -55,7 +53,7 @@ from mile_cl.plugin import MILePlugin
 from mile_cl.protocol import LR, MOMENTUM, WEIGHT_DECAY
 from mile_cl.selection import PlateauSelection
 
-CUDA_ONLY = ("protocol_device_fp32", "protocol_device_compiled", "captured_step_device")
+CUDA_ONLY = ("protocol_device_fp32", "captured_step_device")
 
 
 def sync(device):
@@ -264,9 +262,6 @@ def rows(bench, args, device):
         "protocol_device_fp32": lambda: protocol_step(
             bench, args, device,
             plugins=[DeviceDataPlugin(seed=0, precision="fp32", channels_last=False)]),
-        "protocol_device_compiled": lambda: protocol_step(
-            bench, args, device,
-            plugins=[DeviceDataPlugin(seed=0, compile_model=True, drop_last=True)]),
         "mile_imitation_device": lambda: mile_imitation_device(bench, args, device),
         "captured_step_device": lambda: captured_step_device(bench, args, device),
     }

@@ -29,8 +29,7 @@ seeded from ``seed`` or, by default, from the global torch seed (``torch.initial
 and saved by ``state_dict()``. Same seed, same device type: same minibatches.
 
 The last minibatch of an epoch: kept, smaller, by default (every sample once per epoch, as the
-standard DataLoader). ``drop_last=True`` (or ``strategy.train(exp, drop_last=True)``; the
-default with ``compile_model``) drops it for static shapes: the ``len % batch_size`` samples
+standard DataLoader). ``drop_last=True`` (or ``strategy.train(exp, drop_last=True)``) drops it for static shapes: the ``len % batch_size`` samples
 at the end of that epoch's permutation, a different random set each epoch, so each sample is
 skipped in a fraction ``(len % batch_size) / len`` of the epochs (IIRC-CIFAR tasks hold
 1,600-8,160 samples: at batch 128 up to about 6% of a task per epoch). We do not pad instead:
@@ -56,9 +55,8 @@ from avalanche.core import SupervisedPlugin
 from mile_cl.benchmarks.iirc import LabelledImages
 
 PRECISIONS = ("bf16", "fp32")
-# What compile_model=True means: CUDA graphs of the forward/backward via torch.compile, one
-# static shape per graph (hence drop_last by default with it). Unverified on a GPU so far.
-COMPILE_DEFAULTS = dict(mode="reduce-overhead", dynamic=False)
+# No torch.compile option: every task's validation and evaluation sizes differ, and compiling
+# per shape recompiled past dynamo's limit on a CPU run. It returns once measured on a GPU.
 
 
 # ------------------------------------------------------------------ augmentation on the device
@@ -402,37 +400,28 @@ class DeviceDataPlugin(SupervisedPlugin):
     - ``seed``: seeds the device generator (shuffling, crops, flips); None: the global torch
       seed, ``torch.initial_seed()``.
     - ``drop_last``: drop each epoch's last, smaller minibatch (static shapes; see the module
-      docstring for what is dropped). None: only with ``compile_model``.
+      docstring for what is dropped). Default False.
       ``strategy.train(exp, shuffle=..., drop_last=...)`` overrides it and the shuffling for
       that call, as for Avalanche's own loader.
     - ``precision``: "bf16" (autocast around the forward) or "fp32"; None: bf16 on CUDA.
     - ``channels_last``: model and batches in channels_last; None: on CUDA.
     - ``eval_on_device``: evaluation batches from the device too (in order, ``eval_mb_size``),
       the forward under ``torch.inference_mode``.
-    - ``compile_model``: False; True (CUDA graphs via ``torch.compile(mode="reduce-overhead")``,
-      not yet measured on a GPU) or a dict of ``nn.Module.compile`` keywords. The training
-      forward runs compiled; evaluation (other shapes, rare) and MILe's teacher (a deep copy,
-      which drops the compiled call) run eagerly.
     """
 
-    def __init__(self, *, seed: int | None = None, drop_last: bool | None = None,
+    def __init__(self, *, seed: int | None = None, drop_last: bool = False,
                  precision: str | None = None, channels_last: bool | None = None,
-                 eval_on_device: bool = True, compile_model: bool | dict = False):
+                 eval_on_device: bool = True):
         super().__init__()
         if precision not in (None, *PRECISIONS):
             raise ValueError(f"precision must be one of {PRECISIONS} or None, got {precision!r}")
         self.seed = torch.initial_seed() if seed is None else int(seed)
         self.precision, self.channels_last = precision, channels_last
         self.eval_on_device = eval_on_device
-        self.compile_options = (dict(COMPILE_DEFAULTS) if compile_model is True
-                                else dict(compile_model) if compile_model else None)
-        # one static shape per compiled graph: without drop_last every experience's short
-        # last batch would be a new shape, i.e. a recompile
-        self.drop_last = self.compile_options is not None if drop_last is None else drop_last
+        self.drop_last = drop_last
         self.generator = None              # on the strategy's device, made at first use
         self._pending_state = None
         self._cache = None
-        self._compiled = None              # the module compiled last
         self._forward = None               # the open autocast/inference contexts
 
     # ---------------------------------------------------------------- settings per device
@@ -467,9 +456,6 @@ class DeviceDataPlugin(SupervisedPlugin):
         device = strategy.device
         if self.uses_channels_last(device):
             strategy.model.to(memory_format=torch.channels_last)   # in place: the optimiser's
-        if self.compile_options is not None and self._compiled is not strategy.model:
-            strategy.model.compile(**self.compile_options)          # parameters stay the same
-            self._compiled = strategy.model
         strategy.dataloader = self.loader(strategy.adapted_dataset, device,
                                           strategy.train_mb_size, train=True, shuffle=shuffle,
                                           drop_last=drop_last)
@@ -529,9 +515,6 @@ class DeviceDataPlugin(SupervisedPlugin):
         stack = contextlib.ExitStack()
         if evaluating and self.eval_on_device:
             stack.enter_context(torch.inference_mode())
-        if evaluating and self.compile_options is not None:
-            # eval batches come in other shapes (eval_mb_size, remainders): no recompiles
-            stack.enter_context(torch.compiler.set_stance("force_eager"))
         if self.uses_bf16(device):
             stack.enter_context(torch.autocast(torch.device(device).type, dtype=torch.bfloat16))
         self._forward = stack

@@ -252,7 +252,6 @@ def test_train_keywords_reach_the_loader(iirc):
     assert sizes.sizes == [n, n, n // BATCH * BATCH, n // BATCH * BATCH, n, n]
     in_order = torch.stack([experience.dataset[i][1] for i in range(BATCH)])
     assert torch.equal(sizes.first[4], in_order) and torch.equal(sizes.first[5], in_order)
-    assert DeviceDataPlugin(compile_model=True).drop_last       # static shapes for graphs
     assert not DeviceDataPlugin().drop_last
 
 
@@ -426,23 +425,7 @@ def test_bf16_autocast_and_channels_last_where_asked(iirc):
     assert not torch.is_autocast_enabled("cpu") and not torch.is_inference_mode_enabled()
 
 
-def test_compile_model_keeps_the_weights_the_teacher_and_the_numbers(iirc_no_augmentation):
-    # The eager backend runs dynamo's capture without a compiler: the plumbing only (CUDA
-    # graphs themselves need a GPU). Same numbers, same state_dict keys, and MILe's teacher
-    # (a deep copy) runs on the batch the model saw.
-    bench, weights = iirc_no_augmentation, []
-    for compile_model in (False, dict(backend="eager", dynamic=False)):
-        mile = MILePlugin(interactive_steps=2, imitation_steps=2)
-        check = CheckTeacherBatch(mile)
-        plugin = DeviceDataPlugin(seed=0, compile_model=compile_model, drop_last=True)
-        scores = Scores()
-        strategy = make("er", bench, plugins=[plugin, mile, check, scores])
-        train_tasks(strategy, bench, scores, n_tasks=2)   # evaluation runs eagerly
-        assert check.checked > 0
-        assert (strategy.model._compiled_call_impl is not None) == bool(compile_model)
-        weights.append(strategy.model.state_dict())
-    assert weights[0].keys() == weights[1].keys()
-    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+def test_device_defaults():
     # the defaults off CUDA: fp32, NCHW
     default = DeviceDataPlugin(seed=0)
     assert not default.uses_bf16("cpu") and not default.uses_channels_last("cpu")
