@@ -95,6 +95,8 @@ def main(argv=None) -> int:
         print("no CUDA GPU here: pass --dry-run to check the script on the CPU", file=sys.stderr)
         return 2
     per_class, batch_size = (6, 8) if args.dry_run else (60, 128)
+    if args.dry_run:
+        torch.set_num_threads(1)      # tiny batches: more threads only wait on each other
     steps = args.steps or (2 if args.dry_run else 5)
     benchmark = synthetic_iirc(n_train_per_class=per_class, n_test_per_class=2)
     print(f"torch {torch.__version__} on {device}"
