@@ -37,21 +37,25 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 import warnings
 from pathlib import Path
 
-import torch
-from avalanche.core import SupervisedPlugin
+if __package__ in (None, ""):          # `python benchmarks/throughput.py` from a checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import strategies
-from mile_cl.benchmarks import CIFAR_MEAN, CIFAR_STD, iirc_cifar100, synthetic_iirc
-from mile_cl.device_data import DeviceDataPlugin
-from mile_cl.losses import SeenClassesBCE
-from mile_cl.models import resnet32
-from mile_cl.plugin import MILePlugin
-from mile_cl.protocol import LR, MOMENTUM, WEIGHT_DECAY
-from mile_cl.selection import PlateauSelection
+import torch  # noqa: E402
+from avalanche.core import SupervisedPlugin  # noqa: E402
+
+import strategies  # noqa: E402
+from mile_cl.benchmarks import CIFAR_MEAN, CIFAR_STD, iirc_cifar100, synthetic_iirc  # noqa: E402
+from mile_cl.device_data import DeviceDataPlugin  # noqa: E402
+from mile_cl.losses import SeenClassesBCE  # noqa: E402
+from mile_cl.models import resnet32  # noqa: E402
+from mile_cl.plugin import MILePlugin  # noqa: E402
+from mile_cl.protocol import LR, MOMENTUM, WEIGHT_DECAY  # noqa: E402
+from mile_cl.selection import PlateauSelection  # noqa: E402
 
 CUDA_ONLY = ("protocol_device_fp32", "captured_step_device")
 
