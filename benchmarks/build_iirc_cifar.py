@@ -25,7 +25,8 @@ def peak_rss_mb() -> float:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", help="folder holding cifar-100-python/ (default: fake files)")
+    parser.add_argument("--data-root",
+                        help="folder holding cifar-100-python/ (default: fake files)")
     parser.add_argument("--configuration", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()

@@ -31,7 +31,8 @@ from mile_cl import MILePlugin  # noqa: E402
 from mile_cl.benchmarks import synthetic_iirc  # noqa: E402
 from mile_cl.device_data import DeviceDataPlugin  # noqa: E402
 from mile_cl.models import resnet32  # noqa: E402
-from mile_cl.protocol import COSINE_HEAD, LR, MOMENTUM, WEIGHT_DECAY  # noqa: E402
+from mile_cl.protocol import COSINE_HEAD  # noqa: E402
+from mile_cl.recipe import LR, MOMENTUM, WEIGHT_DECAY  # noqa: E402
 
 
 class SyncGuard(SupervisedPlugin):

@@ -21,13 +21,13 @@ import time
 import warnings
 
 import torch
-from torch.utils.data import TensorDataset
 from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
 from avalanche.benchmarks.scenarios.supervised import with_classes_timeline
 from avalanche.benchmarks.utils import _make_taskaware_classification_dataset
 from avalanche.core import SupervisedPlugin
 from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
+from torch.utils.data import TensorDataset
 
 from mile_cl.losses import SeenClassesBCE
 from mile_cl.models import resnet32

@@ -1,4 +1,5 @@
-"""Does MILe raise superclass recall on subclass samples? Replay +/- MILe variants on synthetic IIRC.
+"""Does MILe raise superclass recall on subclass samples? Replay +/- MILe variants on synthetic
+IIRC.
 
 Small CNN, Avalanche Replay, the synthetic IIRC stand-in; prints, per variant and seed, the
 final union-average pw-JS and the hierarchy diagnostics averaged over tasks (where defined).

@@ -29,8 +29,8 @@ through the plugin, on IIRC-CIFAR-sized synthetic data (500 train / 100 test ima
 class) or real CIFAR-100 (--data-root). Task 0 gets twice --epochs, as in the protocol.
 
 Prints a table and writes JSON (--out, default results/throughput_<device>.json). The numbers
-are only comparable within one run, on one device. On a GPU machine without wandb, put
-../shared/bench/stubs on PYTHONPATH.
+are only comparable within one run, on one device. Avalanche 0.6.0 imports wandb at module
+level: on a machine without it, install wandb (or put a stub ``wandb`` package on PYTHONPATH).
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ import time
 import warnings
 from pathlib import Path
 
-if __package__ in (None, ""):          # `python benchmarks/throughput.py` from a checkout
+if __package__ in (None, ""):          # `python benchmarks/throughput.py` from a source tree
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
@@ -54,7 +54,7 @@ from mile_cl.device_data import DeviceDataPlugin  # noqa: E402
 from mile_cl.losses import SeenClassesBCE  # noqa: E402
 from mile_cl.models import resnet32  # noqa: E402
 from mile_cl.plugin import MILePlugin  # noqa: E402
-from mile_cl.protocol import LR, MOMENTUM, WEIGHT_DECAY  # noqa: E402
+from mile_cl.recipe import LR, MOMENTUM, WEIGHT_DECAY  # noqa: E402
 from mile_cl.selection import PlateauSelection  # noqa: E402
 
 CUDA_ONLY = ("protocol_device_fp32", "captured_step_device")
@@ -72,34 +72,50 @@ def new_model(num_classes, device):
     return model, optimizer
 
 
-# ------------------------------------------------------------------ timing inside Avalanche
+# ------------------------------------------------------------------ timing
 
-class Clock(SupervisedPlugin):
-    """Times the training iterations after the first ``warm`` (each includes fetching its
-    batch), counting the images they trained on, then stops training."""
+class Timer:
+    """Times ``iters`` training steps after the first ``warm`` (untimed), counting the images
+    they trained on. Every measurement here steps through it: call ``tick`` after each step."""
 
-    def __init__(self, warm, iters):
-        super().__init__()
-        self.warm, self.iters = warm, iters
+    def __init__(self, warm, iters, device):
+        self.warm, self.iters, self.device = warm, iters, device
         self.done, self.images, self.start, self.seconds = 0, 0, None, None
 
-    def after_training_iteration(self, strategy, **kwargs):
+    def tick(self, images: int) -> bool:
+        """One step of ``images`` images done; True once the timed steps are all done."""
         self.done += 1
         if self.done == self.warm:
-            sync(strategy.device)
+            sync(self.device)              # the warm-up's queued work is not timed
             self.start = time.perf_counter()
         elif self.done > self.warm:
-            self.images += len(strategy.mb_x)
+            self.images += images
             if self.done == self.warm + self.iters:
-                sync(strategy.device)
+                sync(self.device)
                 self.seconds = time.perf_counter() - self.start
-                strategy.stop_training()
+        return self.seconds is not None
 
     def result(self):
         if self.seconds is None:
             raise RuntimeError(f"only {self.done} iterations ran, {self.warm + self.iters} needed")
         return dict(images_per_s=self.images / self.seconds, images=self.images,
                     seconds=self.seconds)
+
+
+class Clock(SupervisedPlugin):
+    """A ``Timer`` inside Avalanche: ticks after each training iteration (which includes
+    fetching its batch), then stops training."""
+
+    def __init__(self, warm, iters, device):
+        super().__init__()
+        self.timer = Timer(warm, iters, device)
+
+    def after_training_iteration(self, strategy, **kwargs):
+        if self.timer.tick(len(strategy.mb_x)):
+            strategy.stop_training()
+
+    def result(self):
+        return self.timer.result()
 
 
 def through_avalanche(strategy, experience, clock, **train_kwargs):
@@ -110,7 +126,7 @@ def through_avalanche(strategy, experience, clock, **train_kwargs):
 
 def protocol_step(bench, args, device, *, plugins=(), **train_kwargs):
     model, optimizer = new_model(bench.num_classes, device)
-    clock = Clock(args.warm, args.iters)
+    clock = Clock(args.warm, args.iters, device)
     strategy = strategies.build("finetune", model, optimizer, benchmark=bench,
                                 plugins=[*plugins, clock], train_mb_size=args.batch,
                                 device=device)
@@ -145,7 +161,8 @@ class PILImages(torch.utils.data.Dataset):
 def task0_arrays(bench):
     """Task 0's training images (HWC uint8 numpy) and multi-hot labels, as stored."""
     raw = bench.train_stream[0].dataset.replace_current_transform_group(None)
-    images, labels = zip(*[(x, y) for x, y, _ in (raw[i] for i in range(len(raw)))])
+    images, labels = zip(*[(x, y) for x, y, _ in (raw[i] for i in range(len(raw)))],
+                         strict=True)
     return torch.stack(images).permute(0, 2, 3, 1).contiguous().numpy(), torch.stack(labels)
 
 
@@ -156,27 +173,21 @@ def reference_pil(bench, args, device):
         pin_memory=device.type == "cuda", **loader_kwargs(args))
     model, optimizer = new_model(bench.num_classes, device)
     criterion = SeenClassesBCE(bench.num_classes).to(device)
-    batches, done, images_seen, start = iter(loader), 0, 0, None
-    while done < args.warm + args.iters:
-        try:
-            x, y = next(batches)
-        except StopIteration:
-            batches = iter(loader)
-            continue
+    timer = Timer(args.warm, args.iters, device)
+    for x, y in forever(loader):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         loss = criterion(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        done += 1
-        if done == args.warm:
-            sync(device)
-            start = time.perf_counter()
-        elif done > args.warm:
-            images_seen += len(x)
-    sync(device)
-    seconds = time.perf_counter() - start
-    return dict(images_per_s=images_seen / seconds, images=images_seen, seconds=seconds)
+        if timer.tick(len(x)):
+            return timer.result()
+
+
+def forever(loader):
+    """The loader's batches, epoch after epoch."""
+    while True:
+        yield from loader
 
 
 def avalanche_pil(bench, args, device):
@@ -190,7 +201,7 @@ def avalanche_pil(bench, args, device):
         targets=[int(labels[i % len(labels)].argmax()) for i in range(n)], task_labels=0)
     stream = benchmark_from_datasets(train=[dataset], test=[dataset]).train_stream
     model, optimizer = new_model(bench.num_classes, device)
-    clock = Clock(args.warm, args.iters)
+    clock = Clock(args.warm, args.iters, device)
     strategy = Naive(model=model, optimizer=optimizer, criterion=SeenClassesBCE(bench.num_classes),
                      train_mb_size=args.batch, device=device, plugins=[clock], evaluator=None)
     return through_avalanche(strategy, stream[0], clock, **loader_kwargs(args))
@@ -234,26 +245,13 @@ def captured_step_device(bench, args, device):
     with torch.cuda.graph(graph):
         step()
 
-    def batches():
-        while True:
-            yield from loader
-
-    done, images_seen, start = 0, 0, None
-    for x, y, _ in batches():
+    timer = Timer(args.warm, args.iters, device)
+    for x, y, _ in forever(loader):
         static_x.copy_(x)
         static_y.copy_(y)
         graph.replay()
-        done += 1
-        if done == args.warm:
-            sync(device)
-            start = time.perf_counter()
-        elif done > args.warm:
-            images_seen += len(x)
-        if done == args.warm + args.iters:
-            break
-    sync(device)
-    seconds = time.perf_counter() - start
-    return dict(images_per_s=images_seen / seconds, images=images_seen, seconds=seconds)
+        if timer.tick(len(x)):
+            return timer.result()
 
 
 def rows(bench, args, device):
@@ -276,13 +274,14 @@ def rows(bench, args, device):
 def two_tasks(bench, args, device, device_data: bool):
     """Tasks 0 and 1 with run_iirc's recipe, the plugin on or off: seconds per phase."""
     from avalanche.training.plugins import EvaluationPlugin
+
     from mile_cl.avalanche_metrics import iirc_metrics
     torch.manual_seed(0)
     model = resnet32(bench.num_classes)
     optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM,
                                 weight_decay=WEIGHT_DECAY)
     selection = PlateauSelection(bench.intask_valid_stream,
-                                 [bench.num_seen(j) for j in range(bench.n_tasks)],
+                                 bench.num_seen_after,
                                  restore_best=strategies.STRATEGIES[args.strategy]
                                  .restore_best_model, eval_batch_size=1000)
     plugins = ([DeviceDataPlugin(seed=0)] if device_data else []) + [selection]
@@ -376,7 +375,7 @@ def main():
         print(f"{name:26s} {describe(results[name])}", flush=True)
     if not only or "tasks" in only:
         for path, on in (("standard", False), ("device", True)):
-            tasks[path] = attempt(lambda: two_tasks(bench, args, device, on))
+            tasks[path] = attempt(lambda on=on: two_tasks(bench, args, device, on))
             print(f"tasks 0+1 {path:16s} {describe_tasks(tasks[path])}", flush=True)
 
     print(f"\n{info['device']}, batch {args.batch}, {args.iters} timed iterations per row"

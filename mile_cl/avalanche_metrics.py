@@ -31,6 +31,7 @@ holding the full R matrices and curves; ``.as_dict()`` is ready for JSON.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import TYPE_CHECKING, Optional, Sequence
 
 from avalanche.evaluation import PluginMetric
@@ -139,6 +140,7 @@ class IIRCMetric(PluginMetric[dict]):
     def before_eval(self, strategy: "SupervisedTemplate"):
         # One eval call = one model: union averages only combine experiences of one call.
         self.reset()
+        warn_single_label_metrics(getattr(strategy, "evaluator", None))
 
     def before_eval_exp(self, strategy: "SupervisedTemplate"):
         self._current = ExperienceSums(self.metric_names)
@@ -196,7 +198,10 @@ class IIRCMetric(PluginMetric[dict]):
 
 
 def _num_seen_after(benchmark) -> list[int]:
-    """len(seen_classes(j)) per task, checking the prefix property the masks rely on."""
+    """Seen classes after each task: a mile_cl benchmark's ``num_seen_after``; for any other
+    benchmark, len(seen_classes(j)) per task, checking the prefix property the masks rely on."""
+    if hasattr(benchmark, "num_seen_after"):
+        return list(benchmark.num_seen_after)
     counts = []
     for j in range(len(benchmark.tasks)):
         seen = list(benchmark.seen_classes(j))
@@ -223,3 +228,40 @@ def iirc_metrics(benchmark, **kwargs) -> list[IIRCMetric]:
             parents = parents_from_hierarchy(benchmark.class_names, benchmark.hierarchy)
         kwargs["parents"] = parents
     return [IIRCMetric(_num_seen_after(benchmark), **kwargs)]
+
+
+# ------------------------------------------------------- Avalanche's single-label metrics
+
+class SingleLabelMetricWarning(UserWarning):
+    """An Avalanche metric that reads one label per sample is evaluating multi-hot targets:
+    its numbers look plausible and are wrong (README, "Avalanche and multi-hot targets")."""
+
+
+# Avalanche 0.6.0's metric modules that take the argmax of a multi-hot target (accuracy, and
+# what is built on it: class accuracy, AMCA, confusion matrix, top-k, forgetting, BWT,
+# forward transfer).
+SINGLE_LABEL_METRIC_MODULES = tuple(
+    f"avalanche.evaluation.metrics.{name}"
+    for name in ("accuracy", "class_accuracy", "amca", "confusion_matrix", "topk_acc",
+                 "forgetting_bwt", "forward_transfer"))
+
+
+def single_label_metrics(evaluator) -> list[str]:
+    """Names of the metrics of an ``EvaluationPlugin`` that assume one label per sample."""
+    metrics = getattr(evaluator, "metrics", None) or ()
+    return [type(m).__name__ for m in metrics
+            if type(m).__module__ in SINGLE_LABEL_METRIC_MODULES]
+
+
+def warn_single_label_metrics(evaluator) -> None:
+    """``SingleLabelMetricWarning``, once per evaluator, if it holds a single-label metric."""
+    if evaluator is None or getattr(evaluator, "_mile_cl_checked", False):
+        return
+    evaluator._mile_cl_checked = True
+    names = single_label_metrics(evaluator)
+    if names:
+        warnings.warn(
+            f"the EvaluationPlugin holds Avalanche metrics that take the argmax of the target "
+            f"({', '.join(names)}): with IIRC's multi-hot targets their numbers are wrong. "
+            "Use mile_cl.avalanche_metrics.iirc_metrics(benchmark) instead",
+            SingleLabelMetricWarning, stacklevel=3)

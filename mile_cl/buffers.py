@@ -1,6 +1,7 @@
 """Replay buffers for the IIRC baselines: exemplars kept per label, as the stream stored them.
 
-IIRC's rules (../shared/spec/iirc.md, "What labels a sample shows"):
+IIRC's rules (Abdelsalam et al., CVPR 2021; the reference's buffer,
+chandar-lab/IIRC ``lifelong_methods/buffer/buffer.py``):
 
 - an exemplar keeps the label vector it had when it was stored (the incomplete label of its
   task: a "hamster" image stored in hamster's task says hamster, not small_mammals) and is
@@ -24,10 +25,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from avalanche.benchmarks.utils import _make_taskaware_classification_dataset
 from torch import Tensor
 from torch.utils.data import DataLoader
-
-from avalanche.benchmarks.utils import _make_taskaware_classification_dataset
 
 from mile_cl.benchmarks.iirc import LabelledImages
 

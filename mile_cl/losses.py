@@ -6,9 +6,9 @@ seen yet must not take part in the loss: the IIRC reference slices them away, we
 mask, which gives the same value with static shapes.
 """
 import torch
-from torch import nn
 import torch.nn.functional as F
 from avalanche.core import SupervisedPlugin
+from torch import nn
 
 
 class SeenClassesBCE(nn.BCEWithLogitsLoss):
@@ -28,17 +28,19 @@ class SeenClassesBCE(nn.BCEWithLogitsLoss):
             raise ValueError(f"num_classes must be positive, got {num_classes}")
         self.num_classes = num_classes
         self.register_buffer("seen_mask", torch.zeros(num_classes))
+        self._num_seen = num_classes
         self.set_num_seen(num_classes if num_seen is None else num_seen)
 
     @property
     def num_seen(self) -> int:
-        return int(self.seen_mask.sum().item())
+        return self._num_seen     # a Python int: reading it never waits for the device
 
     def set_num_seen(self, num_seen: int) -> None:
         if not 0 < num_seen <= self.num_classes:
             raise ValueError(
                 f"num_seen must be in 1..{self.num_classes} (the head width), got {num_seen}"
             )
+        self._num_seen = num_seen
         self.seen_mask.zero_()
         self.seen_mask[:num_seen] = 1.0
 
@@ -48,7 +50,11 @@ class SeenClassesBCE(nn.BCEWithLogitsLoss):
                 f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} must have the "
                 "same shape [batch, num_classes]: targets are multi-hot vectors over all labels"
             )
-        mask = self.seen_mask.to(logits.device)
+        if self.seen_mask.device != logits.device:
+            # Once, not every step: the mask moves with the criterion and stays there
+            # (``SeenClassesPlugin`` moves it at each experience).
+            self.to(logits.device)
+        mask = self.seen_mask
         # fp32 loss even under autocast: BCE in bf16 loses the small terms.
         per_element = F.binary_cross_entropy_with_logits(
             logits.float(), targets.float(), reduction="none"
@@ -69,3 +75,4 @@ class SeenClassesPlugin(SupervisedPlugin):
             raise TypeError("SeenClassesPlugin needs the strategy's criterion to be a "
                             f"SeenClassesBCE, got {type(criterion).__name__}")
         criterion.set_num_seen(max(strategy.experience.classes_seen_so_far) + 1)
+        criterion.to(strategy.device)     # the mask on the logits' device before the first step

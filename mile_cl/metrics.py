@@ -7,7 +7,8 @@ the classes seen so far (bool tensors [N, num_seen]):
 ====================  ====================================  ==============================
 function              formula                               when a denominator is 0
 ====================  ====================================  ==============================
-``jaccard``           |Y n P| / |Y u P|                      0   (Y and P both empty)
+``jaccard``           |Y n P| / |Y u P|                      0   (Y and P both empty;
+                                                            ``both_empty=`` names another)
 ``pw_jaccard``        |Y n P| / |Y u P|  *  |Y n P| / |P|    0   (P empty)
 ``strict_accuracy``   1[P == Y]                              --  (both empty: P == Y, so 1)
 ``precision``         |Y n P| / |P|                          0   (P empty)
@@ -162,9 +163,14 @@ _FROM_COUNTS: dict[str, Callable[[SetCounts], Tensor]] = {
 }
 
 
-def jaccard(pred: Tensor, target: Tensor) -> Tensor:
-    """Jaccard similarity JS = |Y n P| / |Y u P| per sample; 0 when Y and P are both empty."""
-    return _jaccard(set_counts(pred, target))
+def jaccard(pred: Tensor, target: Tensor, *, both_empty: float = 0.0) -> Tensor:
+    """Jaccard similarity JS = |Y n P| / |Y u P| per sample; ``both_empty`` where Y and P are
+    both empty: 0 by default (the module's rule, IIRC's JS), 1 where two empty sets should
+    count as agreeing (MILe's pseudo-label agreement, ``mile_cl.mile_metrics``)."""
+    counts = set_counts(pred, target)
+    if both_empty == 0:
+        return _jaccard(counts)
+    return torch.where(counts.union > 0, _jaccard(counts), both_empty)
 
 
 def pw_jaccard(pred: Tensor, target: Tensor) -> Tensor:

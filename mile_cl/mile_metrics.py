@@ -15,19 +15,12 @@ them and `evaluator.get_all_metrics()` holds them:
 The two pseudo-label metrics average over the imitation steps of the epoch and emit nothing
 for an epoch without one.
 """
-import torch
 from avalanche.evaluation import PluginMetric
 from avalanche.evaluation.metric_results import MetricValue
 from avalanche.evaluation.metric_utils import get_metric_name
 
+from mile_cl.metrics import jaccard
 from mile_cl.plugin import MILePlugin
-
-
-def per_sample_jaccard(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """|a & b| / |a | b| per row of two bool [N, C] tensors; 1 where both rows are empty."""
-    union = (a | b).sum(1)
-    inter = (a & b).sum(1)
-    return torch.where(union > 0, inter / union.clamp(min=1), 1.0)
 
 
 def _mile_plugin(strategy) -> MILePlugin:
@@ -94,7 +87,7 @@ class PseudoLabelAgreement(_ImitationMean):
     name = "MILe_PseudoLabelAgreement"
 
     def per_sample(self, pseudo, ground_truth):
-        return per_sample_jaccard(pseudo, ground_truth)
+        return jaccard(pseudo, ground_truth, both_empty=1.0)   # two empty sets agree
 
 
 class Generations(_EpochMetric):

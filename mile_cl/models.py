@@ -1,4 +1,5 @@
-"""ResNet-32 for CIFAR, as the IIRC reference baselines train it (spec/iirc.md).
+"""ResNet-32 for CIFAR, as the IIRC reference baselines train it (chandar-lab/IIRC, its
+``lifelong_methods/models/resnetcifar.py``).
 
 Three stages of five basic blocks (widths 16/32/64, strides 1/2/2), 1x1-conv + BN shortcuts
 where the shape changes ("option B"), global average pooling to 64-d features, one head over
@@ -6,9 +7,15 @@ all labels of the benchmark (115 for IIRC-CIFAR). Like the IIRC reference (`ResN
 relu_last_hidden=False)`), the last block has no output ReLU, so features can be negative:
 this matters for the cosine head, which would otherwise only see the positive orthant.
 
-`model.features(x)` -> [B, 64] and `model.head` are public so that iCaRL (nearest-mean
-classifier) and LUCIR (feature distillation, cosine head) can reach them.
+`model.features(x)` -> [B, 64] and `model.head` are public so that iCaRL and LUCIR (herding
+on features; LUCIR's feature distillation and cosine head) can reach them. Every baseline
+predicts with the network's sigmoids (logit > 0), iCaRL included, as the IIRC reference does.
+
+``frozen_copy(model)`` is the one way a method keeps a model as it was (MILe's teacher,
+iCaRL's and LUCIR's previous model).
 """
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -99,3 +106,30 @@ class ResNetCIFAR(nn.Module):
 def resnet32(num_classes: int = 115, head: str = "linear") -> ResNetCIFAR:
     """ResNet-32 for 32x32 images; `head` is "linear" (default) or "cosine" (LUCIR)."""
     return ResNetCIFAR(num_classes, blocks_per_stage=5, head=head)
+
+
+_HOOKS = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
+          "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_backward_hooks",
+          "_backward_pre_hooks")
+
+
+def frozen_copy(model: nn.Module, state: dict | None = None) -> nn.Module:
+    """A deep copy of ``model`` in eval mode, no parameter trainable, no gradient kept, no
+    hook; with ``state``, that state dict loaded into it."""
+    # Hooks on the model belong to whoever registered them (feature capture, counters) and
+    # must not fire on the copy's forward; a hook that is a bound method would also drag
+    # its owner into the deep copy. So the copy gets none: `memo` maps each hook dict to an
+    # empty one.
+    memo = {
+        id(hooks): type(hooks)()
+        for module in model.modules()
+        for name in _HOOKS
+        if (hooks := getattr(module, name, None))
+    }
+    frozen = copy.deepcopy(model, memo)
+    if state is not None:
+        frozen.load_state_dict(state)
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+        p.grad = None
+    return frozen.eval()

@@ -12,13 +12,14 @@ interactive phase, so the teacher has seen the new classes before it labels anyt
 The schedule lives in `after_training_iteration`; the teacher labels the batch in `before_forward`
 and `after_forward` swaps the targets before the criterion reads them.
 """
-import copy
 import math
 
 import torch
-from torch import nn
 from avalanche.core import SupervisedPlugin
 from avalanche.models.utils import avalanche_forward
+from torch import nn
+
+from mile_cl.models import frozen_copy as _frozen_copy
 
 INTERACTIVE, IMITATION = "interactive", "imitation"
 
@@ -71,7 +72,8 @@ class MILePlugin(SupervisedPlugin):
     Readable state: `phase` ("interactive" or "imitation"), `step_in_phase` (steps done in
     it), `generation` (imitation phases completed in the current experience, the opening one
     of `start_with_imitation` included), `teacher` (None while interactive).
-    `state_dict()` / `load_state_dict()` save and restore it, teacher weights included. The schedule belongs to one experience (`experience`, its id):
+    `state_dict()` / `load_state_dict()` save and restore it, teacher weights included. The
+    schedule belongs to one experience (`experience`, its id):
     training that same experience again (a resumed run, or one more `strategy.train(exp)`)
     continues the schedule where it stopped; any other experience restarts it.
     """
@@ -230,31 +232,6 @@ def _phase_length(phase, steps, epochs):
     if not epochs > 0:
         raise ValueError(f"{phase}_epochs must be positive, got {epochs!r}")
     return "epochs", epochs
-
-
-_HOOKS = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
-          "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_backward_hooks",
-          "_backward_pre_hooks")
-
-
-def _frozen_copy(model, state=None):
-    # Hooks on the model belong to whoever registered them (feature capture, counters) and
-    # must not fire on the teacher's forward; a hook that is a bound method would also drag
-    # its owner into the deep copy. So the copy gets none: `memo` maps each hook dict to an
-    # empty one.
-    memo = {
-        id(hooks): type(hooks)()
-        for module in model.modules()
-        for name in _HOOKS
-        if (hooks := getattr(module, name, None))
-    }
-    teacher = copy.deepcopy(model, memo)
-    if state is not None:
-        teacher.load_state_dict(state)
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-        p.grad = None
-    return teacher.eval()
 
 
 def _check_criterion(criterion):

@@ -26,20 +26,31 @@ from tqdm.auto import tqdm
 
 import strategies
 from mile_cl.avalanche_metrics import iirc_metrics
+from mile_cl.checkpoint import (
+    load_torch,
+    remove_stale_temporaries,
+    rng_state,
+    save_json,
+    save_torch,
+    seed_everything,
+    set_rng_state,
+)
 from mile_cl.device_data import DeviceDataPlugin
-from mile_cl.checkpoint import (load_torch, remove_stale_temporaries, rng_state, save_json,
-                                save_torch, seed_everything, set_rng_state)
 from mile_cl.metrics import IIRCResults
 from mile_cl.mile_metrics import mile_metrics
 from mile_cl.models import resnet32
 from mile_cl.plugin import MILePlugin, init_output_bias
+from mile_cl.recipe import (
+    BATCH_SIZE,
+    EPOCHS,
+    EVAL_BATCH_SIZE,
+    LR,
+    MOMENTUM,
+    WEIGHT_DECAY,
+    first_task_epochs_of,
+)
 from mile_cl.selection import PlateauSelection
 
-# IIRC-CIFAR's recipe (spec/iirc.md).
-EPOCHS = 140
-BATCH_SIZE = 128
-LR, MOMENTUM, WEIGHT_DECAY = 1.0, 0.9, 1e-5
-EVAL_BATCH_SIZE = 1000
 # MILe's defaults in the protocol: phase lengths in epochs (IIRC tasks differ in size) and the
 # ground truth kept, the variant that helped on synthetic IIRC (benchmarks/mile_variants.py).
 MILE_DEFAULTS = dict(interactive_epochs=1, imitation_epochs=1, keep_ground_truth=True)
@@ -79,7 +90,8 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
     unless ``precision="fp32"``).
     ``prior_bias``: start the head's bias at -log(C) as the MILe authors do; off by default
     (the IIRC baselines' init), and never tied to ``mile`` so MILe on/off differ only by MILe.
-    ``first_task_epochs`` None means twice ``epochs``. ``num_tasks`` runs only the first tasks.
+    ``first_task_epochs`` None means twice ``epochs`` (joint: ``recipe.first_task_epochs_of``,
+    400 at 140 epochs, as the reference). ``num_tasks`` runs only the first tasks.
     ``fast_dev_run``: 1 epoch of ``FAST_DEV_STEPS`` minibatches of at most
     ``FAST_DEV_BATCH_SIZE`` on the first ``FAST_DEV_TASKS`` tasks, to check that everything
     runs. With ``out_dir``, a checkpoint is written after every task and ``resume=True``
@@ -87,12 +99,14 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
     dict (see ``results.json``).
     """
     if strategy not in strategies.NAMES:
-        raise ValueError(f"unknown strategy {strategy!r}; valid names: {', '.join(strategies.NAMES)}")
+        raise ValueError(f"unknown strategy {strategy!r}; valid names: "
+                         f"{', '.join(strategies.NAMES)}")
     device = resolve_device(device)
     data_on_device = device.type == "cuda" if data_on_device is None else data_on_device
     precision = resolve_precision(precision, device, data_on_device)
     mile_kwargs = _mile_kwargs(mile)
-    first_task_epochs = 2 * epochs if first_task_epochs is None else first_task_epochs
+    if first_task_epochs is None:
+        first_task_epochs = first_task_epochs_of(strategy, epochs)
     check_recipe(epochs=epochs, first_task_epochs=first_task_epochs, num_tasks=num_tasks,
                  batch_size=batch_size, eval_batch_size=eval_batch_size, lr=lr,
                  momentum=momentum, weight_decay=weight_decay)
@@ -126,7 +140,7 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
         from avalanche.logging import TensorboardLogger
         loggers.append(TensorboardLogger(str(out / "tensorboard")))
     selection = PlateauSelection(benchmark.intask_valid_stream,
-                                 [benchmark.num_seen(j) for j in range(len(benchmark.tasks))],
+                                 benchmark.num_seen_after,
                                  restore_best=getattr(strategies.STRATEGIES[strategy],
                                                       "restore_best_model", False),
                                  eval_batch_size=eval_batch_size)
@@ -144,7 +158,7 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
         device=device, evaluator=EvaluationPlugin(*metrics, loggers=loggers),
         **(strategy_overrides or {}))
 
-    state = dict(next_task=0, task_seconds=[], summaries=[])
+    state = dict(next_task=0, task_seconds=[], summaries=[], cosine_scale=[])
     if saved is not None:
         state = _restore(out / CHECKPOINT, saved, learner, iirc[0], mile_plugin, selection,
                          device_data)
@@ -158,6 +172,7 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
             learner.train_epochs = first_task_epochs if j == 0 else epochs
             learner.train(benchmark.train_stream[j])
             iirc[0].trained_task = j   # joint trains once; the protocol knows which task this is
+            state.setdefault("cosine_scale", []).append(_cosine_scale(learner.model))
             learner.eval(benchmark.test_stream[: j + 1])
             learner.eval(benchmark.posttask_valid_stream[: j + 1])
             state["task_seconds"].append(time.perf_counter() - started)
@@ -269,7 +284,8 @@ class _EpochProgress(SupervisedPlugin):
 
     def before_training_exp(self, strategy, **kwargs):
         strategy._stop_training = False
-        self.bar = tqdm(total=strategy.train_epochs, desc=f"task {strategy.experience.current_experience}",
+        self.bar = tqdm(total=strategy.train_epochs,
+                        desc=f"task {strategy.experience.current_experience}",
                         unit="epoch", leave=False, disable=not self.show)
 
     def before_training_epoch(self, strategy, **kwargs):
@@ -309,17 +325,25 @@ def _results(config, benchmark, metric, selection, state, device, n_tasks) -> di
         "environment": _environment(device),
         "benchmark": {"name": config.get("benchmark"), "class_names": benchmark.class_names,
                       "tasks": benchmark.tasks,
-                      "num_seen": [benchmark.num_seen(j) for j in range(n_tasks)],
+                      "num_seen": benchmark.num_seen_after[:n_tasks],
                       "hierarchy": benchmark.hierarchy},
         **{key: cut(test[key]) for key in ("union_avg", "R", "forgetting", "hierarchy")},
         "posttask_valid": ({key: cut(value) for key, value in post.as_dict().items()}
                            if post is not None else None),
         "selection_history": selection.history,
+        # sigma of a cosine head (lucir, icarl_norm) after each task, None for a linear head:
+        # shows when lucir's floor (strategies.lucir.SIGMA_MIN) held the scale up
+        "cosine_scale": state.get("cosine_scale"),
         "timings": {"task_seconds": state["task_seconds"],
                     "total_seconds": sum(state["task_seconds"])},
         "summaries": state["summaries"],
         "tasks_done": state["next_task"],
     })
+
+
+def _cosine_scale(model) -> float | None:
+    sigma = getattr(getattr(model, "head", None), "sigma", None)
+    return float(sigma) if sigma is not None else None
 
 
 def _rows(values, n):
@@ -433,6 +457,9 @@ def _save(out, config, learner, metric, mile_plugin, selection, state, device_da
         "metric": {"trained_task": metric.trained_task,
                    "results": {name: r.state_dict() for name, r in metric.results.items()}},
         "selection_history": selection.history,
+        # sigma of a cosine head (lucir, icarl_norm) after each task, None for a linear head:
+        # shows when lucir's floor (strategies.lucir.SIGMA_MIN) held the scale up
+        "cosine_scale": state.get("cosine_scale"),
         "rng": rng_state(),
     }, out / CHECKPOINT)
 
@@ -464,7 +491,8 @@ def sample_steps(benchmark, epochs: int, first_task_epochs: int | None = None,
                  num_tasks: int | None = None) -> int:
     """Training images x epochs over the tasks a run trains (replay batches and MILe's
     teacher forwards come on top)."""
-    first_task_epochs = 2 * epochs if first_task_epochs is None else first_task_epochs
+    if first_task_epochs is None:
+        first_task_epochs = 2 * epochs
     n_tasks = len(benchmark.tasks) if num_tasks is None else min(num_tasks, len(benchmark.tasks))
     return sum((first_task_epochs if j == 0 else epochs) * len(benchmark.train_stream[j].dataset)
                for j in range(n_tasks))

@@ -37,7 +37,7 @@ IIRC_CIFAR_NAMES = ("iirc_cifar100",)
 IIRC_CIFAR_CLASSES = 115
 # Final (pw-JS, JS) after all 115 classes, IIRC-CIFAR, 140 epochs per task (280 for task 0),
 # configurations 0-9: read off the IIRC paper's published plot (Abdelsalam et al., CVPR 2021),
-# +-0.01. Source: spec/iirc.md, "The reference numbers".
+# +-0.01.
 IIRC_REFERENCE = {
     "incremental_joint": (0.63, 0.66),
     "joint": (0.61, 0.64),

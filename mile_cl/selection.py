@@ -41,7 +41,8 @@ class PlateauSelection(SupervisedPlugin):
 
     ``valid_stream`` is the benchmark's ``intask_valid_stream``; experience j of the training
     stream is scored on its experience j, unless the strategy has a ``validation_data(task)``
-    method returning (dataset, number of seen classes), as the joint baselines do. ``history`` keeps (task, epoch, lr, pw-JS) rows.
+    method returning (dataset, number of seen classes), as the joint baselines do. ``history``
+    keeps (task, epoch, lr, pw-JS) rows.
     """
 
     def __init__(self, valid_stream, num_seen_after, *, restore_best: bool, patience: int = 10,

@@ -36,9 +36,17 @@ if __package__ in (None, ""):          # `python protocols/iirc_cifar.py` from t
 import strategies  # noqa: E402
 from mile_cl import MILePlugin  # noqa: E402
 from mile_cl.benchmarks import iirc_cifar100, synthetic_iirc  # noqa: E402
-from mile_cl.protocol import (BATCH_SIZE, EPOCHS, FAST_DEV_BATCH_SIZE, FAST_DEV_TASKS,  # noqa: E402
-                              LR, MILE_DEFAULTS, RunInterrupted, measure_images_per_second,
-                              resolve_device, run_iirc, sample_steps)
+from mile_cl.protocol import (  # noqa: E402
+    FAST_DEV_BATCH_SIZE,
+    FAST_DEV_TASKS,
+    MILE_DEFAULTS,
+    RunInterrupted,
+    measure_images_per_second,
+    resolve_device,
+    run_iirc,
+    sample_steps,
+)
+from mile_cl.recipe import BATCH_SIZE, EPOCHS, LR  # noqa: E402
 
 # A CPU run estimated to take longer than this needs an explicit --device cpu.
 CPU_CONFIRM_SECONDS = 3600
@@ -69,7 +77,8 @@ def positive_float(text: str) -> float:
 def probability(text: str) -> float:
     value = positive_float(text)
     if not value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number strictly between 0 and 1, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a number strictly between 0 and 1, got {text!r}")
     return value
 
 
@@ -97,8 +106,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     what.add_argument("--epochs", type=positive_int, default=EPOCHS,
                       help=f"epochs per task (default: {EPOCHS})")
     what.add_argument("--first-task-epochs", type=positive_int, default=None,
-                      help="epochs for task 0 (default: twice --epochs)")
-    what.add_argument("--lr", type=positive_float, default=LR, help=f"SGD learning rate (default: {LR})")
+                      help="epochs for task 0 (default: twice --epochs; joint, "
+                           "which trains once: 400 at 140 epochs, as IIRC)")
+    what.add_argument("--lr", type=positive_float, default=LR,
+                      help=f"SGD learning rate (default: {LR})")
     what.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE,
                       help=f"minibatch size (default: {BATCH_SIZE})")
     what.add_argument("--num-tasks", type=positive_int, default=None,
@@ -158,7 +169,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     names = [n.strip() for spec in (args.strategy or ["er"]) for n in spec.split(",") if n.strip()]
     if not names:
-        parser.error(f"--strategy names no strategy; give one or more of {', '.join(strategies.NAMES)}")
+        parser.error("--strategy names no strategy; give one or more of "
+                     f"{', '.join(strategies.NAMES)}")
     unknown = [n for n in names if n not in strategies.NAMES]
     if unknown:
         parser.error(f"unknown strategy {', '.join(unknown)}; valid: {', '.join(strategies.NAMES)}")

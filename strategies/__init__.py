@@ -9,12 +9,16 @@
 ``mile_cl.losses.SeenClassesBCE(benchmark.num_classes)`` and ``SeenClassesPlugin`` already in
 place. ``overrides`` are the method's knobs (``mem_per_class``, ``lambda_base``...: see the
 constants at the top of each file) and Avalanche's keywords (``train_epochs``, ``device``,
-``train_mb_size``, ``evaluator``...). Each method is one file here: finetune.py is the base
-training step, er.py adds the replay buffer, icarl.py, lucir.py, agem.py, joint.py the rest.
+``train_mb_size``, ``evaluator``...). An ``evaluator`` holding one of Avalanche's
+single-label metrics (accuracy, class accuracy, confusion matrix...) gets a
+``mile_cl.avalanche_metrics.SingleLabelMetricWarning``. Each method is one file here:
+finetune.py is the base training step, memory.py the exemplar memory the rehearsal methods
+share, er.py replays it, icarl.py, lucir.py, agem.py, joint.py the rest.
 
 The model: one head over all labels; iCaRL and LUCIR need ``model.features(x)`` (herding),
 icarl_norm and lucir a cosine head (``mile_cl.models.resnet32(C, head="cosine")``).
 """
+from mile_cl.avalanche_metrics import warn_single_label_metrics
 from strategies.agem import AGEM
 from strategies.er import ER
 from strategies.er_infinite import ERInfinite
@@ -41,7 +45,10 @@ def build(name, model, optimizer, *, benchmark, plugins=(), **overrides):
     """The IIRC baseline ``name`` (one of ``NAMES``) as an Avalanche ``SupervisedTemplate``."""
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; valid names: {', '.join(NAMES)}")
-    return STRATEGIES[name](model=model, optimizer=optimizer, benchmark=benchmark, plugins=plugins, **overrides)
+    strategy = STRATEGIES[name](model=model, optimizer=optimizer, benchmark=benchmark,
+                                plugins=plugins, **overrides)
+    warn_single_label_metrics(strategy.evaluator)    # argmax metrics on multi-hot targets
+    return strategy
 
 
 __all__ = ["build", "NAMES", "STRATEGIES", "Finetune", "ER", "ERInfinite", "ICaRL", "ICaRLNorm",

@@ -10,11 +10,9 @@ pools (vehicles: 1,280 samples, large_omnivores_and_herbivores: 960) to 870; we 
 """
 from strategies.er import ER
 
-RESTORE_BEST_MODEL = True
-
 
 class ERInfinite(ER):
-    restore_best_model = RESTORE_BEST_MODEL
+    restore_best_model = True
 
     def __init__(self, *, model, optimizer, **kwargs):
         if "mem_per_class" in kwargs:

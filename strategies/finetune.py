@@ -17,9 +17,7 @@ each task), as does ``strategy.train(exp, reset_optimizer_state=True)`` outside 
 from avalanche.training.templates import SupervisedTemplate
 
 from mile_cl.losses import SeenClassesBCE, SeenClassesPlugin
-
-BATCH_SIZE = 128            # the reference's minibatch
-RESTORE_BEST_MODEL = True   # the reference restores the best intask-valid epoch at task end
+from mile_cl.recipe import BATCH_SIZE
 
 
 class Finetune(SupervisedTemplate):
@@ -33,7 +31,7 @@ class Finetune(SupervisedTemplate):
     intask-valid epoch at the end of each task for this method.
     """
 
-    restore_best_model = RESTORE_BEST_MODEL
+    restore_best_model = True   # the reference restores the best intask-valid epoch at task end
 
     def __init__(self, *, model, optimizer, benchmark, plugins=(), criterion=None,
                  train_mb_size=BATCH_SIZE, eval_mb_size=BATCH_SIZE, evaluator=None, **kwargs):

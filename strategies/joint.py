@@ -19,11 +19,9 @@ from avalanche.benchmarks.scenarios.generic_scenario import EagerCLStream
 
 from strategies.finetune import Finetune
 
-RESTORE_BEST_MODEL = True
-
 
 class IncrementalJoint(Finetune):
-    restore_best_model = RESTORE_BEST_MODEL
+    restore_best_model = True
 
     def train_dataset_adaptation(self, **kwargs):
         task = self.experience.current_experience
@@ -37,7 +35,7 @@ class IncrementalJoint(Finetune):
 
 
 class Joint(Finetune):
-    restore_best_model = RESTORE_BEST_MODEL
+    restore_best_model = True
 
     def __init__(self, *, model, optimizer, **kwargs):
         super().__init__(model=model, optimizer=optimizer, **kwargs)

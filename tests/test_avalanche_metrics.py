@@ -3,18 +3,23 @@ logits we choose, Naive training (lr 0: the logits stay ours) and strategy.eval 
 task; the logged values must equal the hand-computed ones."""
 import io
 import math
+import warnings
 
 import pytest
 import torch
 from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
 from avalanche.benchmarks.utils import _make_taskaware_classification_dataset
+from avalanche.evaluation.metrics import accuracy_metrics, confusion_matrix_metrics, loss_metrics
 from avalanche.logging import InteractiveLogger, TensorboardLogger, TextLogger
 from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from mile_cl.avalanche_metrics import IIRCMetric, iirc_metrics
+import strategies
+from mile_cl.avalanche_metrics import IIRCMetric, SingleLabelMetricWarning, iirc_metrics
+from mile_cl.avalanche_metrics import warn_single_label_metrics as warn_once
+from mile_cl.benchmarks import synthetic_iirc
 
 TOL = 1e-6
 
@@ -137,7 +142,7 @@ def run_protocol(tmp_path, eval_before_training=False, eval_future_tasks=False, 
 def curve(all_metrics, name):
     """{x: value} of one logged metric; x is the index of the last trained task."""
     xs, values = all_metrics[name]
-    return dict(zip(xs, values))
+    return dict(zip(xs, values, strict=True))
 
 
 def assert_curve(all_metrics, name, expected):
@@ -252,3 +257,25 @@ def test_metric_without_parents_skips_hierarchy(tmp_path):
 def test_unknown_metric_name_is_rejected():
     with pytest.raises(ValueError, match="unknown metric names"):
         IIRCMetric([1, 3, 4], metric_names=["top1"])
+
+
+# ------------------------------------------------------------------ single-label metrics warned
+
+@pytest.mark.filterwarnings("ignore:No loggers specified")
+def test_build_warns_once_about_avalanches_argmax_metrics_on_an_iirc_benchmark():
+    benchmark = synthetic_iirc(n_train_per_class=4, n_test_per_class=2, seed=0)
+
+    def build(*metrics):
+        model = nn.Linear(3 * 32 * 32, benchmark.num_classes)
+        evaluator = EvaluationPlugin(*metrics, loggers=[])
+        return strategies.build("finetune", model, torch.optim.SGD(model.parameters(), lr=0.1),
+                                benchmark=benchmark, evaluator=evaluator)
+
+    with pytest.warns(SingleLabelMetricWarning, match="StreamAccuracy.*StreamConfusionMatrix"):
+        strategy = build(accuracy_metrics(stream=True), confusion_matrix_metrics(stream=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SingleLabelMetricWarning)
+        # once: the same evaluator is not warned about again (IIRCMetric checks it too)
+        warn_once(strategy.evaluator)
+        # loss and the IIRC metrics are fine with multi-hot targets: no warning
+        build(loss_metrics(epoch=True), *iirc_metrics(benchmark))

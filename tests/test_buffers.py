@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 import torch
-from torch import nn
 from avalanche.benchmarks.utils import _make_taskaware_classification_dataset
+from torch import nn
 
 from mile_cl.benchmarks import synthetic_iirc
 from mile_cl.benchmarks.iirc import LabelledImages
@@ -121,7 +121,7 @@ def test_labels_kept_as_stored_never_relabelled(small_iirc):
         images, labels = _stream_items(experience.dataset)
         for c in experience.classes_in_this_experience:
             # each exemplar is one of the stream's samples showing c, with the labels it showed
-            for image, label in zip(buffer.images[c], buffer.labels[c]):
+            for image, label in zip(buffer.images[c], buffer.labels[c], strict=True):
                 match = (images == image).flatten(1).all(dim=1)
                 assert match.any() and bool((labels[match] == label).all(dim=1).any())
             stored[c] = (buffer.images[c].clone(), buffer.labels[c].clone())

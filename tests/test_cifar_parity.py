@@ -12,15 +12,20 @@ STREAM_OF = {"train": "train_stream", "intask_valid": "intask_valid_stream",
 COMPLETE_INFO = {"posttask_valid", "test"}
 
 
-def reference_task(dataset, task):
-    """Sorted (image bytes, label set) pairs the reference shows for ``task``."""
-    dataset.choose_task(task)
+def reference_items(dataset):
+    """Sorted (image bytes, label set) pairs the reference dataset shows as it is set now."""
     items = []
     for i in range(len(dataset)):
         image, first, second = dataset.get_item(i)
         labels = frozenset({first, second} - {NO_LABEL_PLACEHOLDER})
         items.append((np.asarray(image).tobytes(), labels))
     return sorted(items, key=lambda item: (item[0], sorted(item[1])))
+
+
+def reference_task(dataset, task):
+    """What the reference shows for ``task``."""
+    dataset.choose_task(task)
+    return reference_items(dataset)
 
 
 def our_task(benchmark, split, task):
@@ -38,7 +43,8 @@ def our_task(benchmark, split, task):
 
 @pytest.mark.parametrize("configuration", [0, 7])
 def test_same_samples_and_labels_as_reference(fake_cifar_root, configuration):
-    ours = iirc_cifar100(fake_cifar_root, configuration=configuration, verify_files=False, **IDENTITY)
+    ours = iirc_cifar100(fake_cifar_root, configuration=configuration, verify_files=False,
+                         **IDENTITY)
     reference, ref_tasks, ref_index = get_lifelong_datasets(
         "iirc_cifar100", dataset_root=str(fake_cifar_root), tasks_configuration_id=configuration)
 
@@ -54,11 +60,7 @@ def reference_up_to(dataset, task):
     """The reference's complete-information data of tasks 0..task (its joint baselines)."""
     dataset.complete_information_mode = True
     dataset.load_tasks_up_to(task)
-    items = []
-    for i in range(len(dataset)):
-        image, first, second = dataset.get_item(i)
-        items.append((np.asarray(image).tobytes(), frozenset({first, second} - {NO_LABEL_PLACEHOLDER})))
-    return sorted(items, key=lambda item: (item[0], sorted(item[1])))
+    return reference_items(dataset)
 
 
 def ours_up_to(benchmark, split, task):

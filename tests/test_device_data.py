@@ -14,15 +14,20 @@ import copy
 
 import pytest
 import torch
+from avalanche.core import SupervisedPlugin
 from torch import nn
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
-from avalanche.core import SupervisedPlugin
 
 import strategies
 from mile_cl.benchmarks import iirc_eval_transform, iirc_train_transform, synthetic_iirc
-from mile_cl.device_data import (DeviceDataPlugin, DeviceDataset, DeviceLoader,
-                                 DeviceTransform, crop_flip)
+from mile_cl.device_data import (
+    DeviceDataPlugin,
+    DeviceDataset,
+    DeviceLoader,
+    DeviceTransform,
+    crop_flip,
+)
 from mile_cl.metrics import mask_targets, predict, pw_jaccard, union_weights
 from mile_cl.models import CosineLinear
 from mile_cl.plugin import MILePlugin, pseudo_labels
@@ -118,14 +123,14 @@ def train_tasks(strategy, benchmark, scores, n_tasks, **train_kwargs):
 def test_crop_flip_is_torchvisions_crop_of_the_zero_padded_image():
     generator = torch.Generator().manual_seed(0)
     image = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8, generator=generator)
-    offsets = [(t, l, f) for t in range(9) for l in range(9) for f in (False, True)]
-    top, left, flip = (torch.tensor(v) for v in zip(*offsets))
+    offsets = [(dy, dx, f) for dy in range(9) for dx in range(9) for f in (False, True)]
+    top, left, flip = (torch.tensor(v) for v in zip(*offsets, strict=True))
     out = crop_flip(image.expand(len(offsets), -1, -1, -1), top, left, flip, padding=4)
     padded = TF.pad(image, [4])                       # fill 0, as RandomCrop(padding=4)
-    for k, (t, l, f) in enumerate(offsets):
-        expected = TF.crop(padded, t, l, 32, 32)
+    for k, (dy, dx, f) in enumerate(offsets):
+        expected = TF.crop(padded, dy, dx, 32, 32)
         expected = TF.horizontal_flip(expected) if f else expected
-        assert torch.equal(out[k], expected), (t, l, f)
+        assert torch.equal(out[k], expected), (dy, dx, f)
 
 
 def test_normalised_batch_is_iirc_train_transform_for_the_same_draws():
@@ -136,8 +141,8 @@ def test_normalised_batch_is_iirc_train_transform_for_the_same_draws():
     assert (ours.padding, ours.flip_p, ours.crop_size) == (4, 0.5, (32, 32))
     generator = torch.Generator().manual_seed(1)
     image = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8, generator=generator)
-    candidates = [(t, l, f) for t in range(9) for l in range(9) for f in (False, True)]
-    draws = tuple(torch.tensor(v) for v in zip(*candidates))
+    candidates = [(dy, dx, f) for dy in range(9) for dx in range(9) for f in (False, True)]
+    draws = tuple(torch.tensor(v) for v in zip(*candidates, strict=True))
     for channels_last in (False, True):
         batch = ours.apply(image.expand(len(candidates), -1, -1, -1), draws,
                            channels_last=channels_last)
@@ -209,7 +214,7 @@ def test_same_seed_same_minibatches():
         plugin = DeviceDataPlugin(seed=7)
         loader = plugin.loader(bench.train_stream[0].dataset.train(), "cpu", BATCH, train=True)
         batches.append([b[0] for _ in range(2) for b in loader])
-    assert all(torch.equal(a, b) for a, b in zip(*batches))
+    assert all(torch.equal(a, b) for a, b in zip(*batches, strict=True))
     # a checkpointed plugin continues the same stream of draws
     plugin = DeviceDataPlugin(seed=7)
     loader = plugin.loader(bench.train_stream[0].dataset.train(), "cpu", BATCH, train=True)
@@ -217,7 +222,8 @@ def test_same_seed_same_minibatches():
     resumed = DeviceDataPlugin(seed=0)
     resumed.load_state_dict(copy.deepcopy(plugin.state_dict()))
     second = resumed.loader(bench.train_stream[0].dataset.train(), "cpu", BATCH, train=True)
-    assert all(torch.equal(a, b[0]) for a, b in zip(batches[0][len(first_epoch):], second))
+    assert all(torch.equal(a, b[0])
+               for a, b in zip(batches[0][len(first_epoch):], second, strict=True))
 
 
 def test_the_default_seed_is_the_global_seed_and_draws_nothing_from_it():
@@ -351,7 +357,8 @@ def test_without_augmentation_the_device_path_trains_exactly_as_the_standard_one
     (standard, standard_scores), (device, device_scores) = results[False], results[True]
     assert all(torch.equal(standard[k], device[k]) for k in standard)
     assert len(standard_scores.outputs) == len(device_scores.outputs)
-    assert all(torch.equal(a, b) for a, b in zip(standard_scores.outputs, device_scores.outputs))
+    assert all(torch.equal(a, b) for a, b in zip(standard_scores.outputs, device_scores.outputs,
+                                                 strict=True))
     assert standard_scores.curve == device_scores.curve
 
 
@@ -468,7 +475,8 @@ def test_cuda_batches_equal_the_cpu_ones_and_never_synchronise(iirc):
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        for x, y, t in loader:           # permutation, gather, crop, flip, normalise
+        # permutation, gather, crop, flip, normalise; the last batch is checked after
+        for x, _, _ in loader:  # noqa: B007
             pass
     finally:
         torch.cuda.set_sync_debug_mode("default")

@@ -2,9 +2,14 @@
 import numpy as np
 import pytest
 import torch
-
-from mile_cl.benchmarks import iirc_cifar100, iirc_cifar_hierarchy, iirc_cifar_tasks, make_iirc_benchmark
 from conftest import cifar_fine_names
+
+from mile_cl.benchmarks import (
+    iirc_cifar100,
+    iirc_cifar_hierarchy,
+    iirc_cifar_tasks,
+    make_iirc_benchmark,
+)
 
 # A small world: "animal" has subclasses "cat" and "dog"; "car" has no parent.
 NAMES = ["car", "cat", "dog"]
@@ -62,14 +67,18 @@ def test_splits_per_class_in_file_order():
     # cat's train pool is rows 60..99; animal gets its first int(0.4*40)=16, cat its last 32.
     assert train_cat == cat_ids[10 + 8:].tolist()
     assert sorted(i for i in train_animal if 50 <= i < 100) == cat_ids[10:10 + 16].tolist()
-    assert [i for i, labels in items(b, "train_stream", 1) if labels == {"car"}] == car_ids[10:].tolist()
+    assert ([i for i, labels in items(b, "train_stream", 1) if labels == {"car"}]
+            == car_ids[10:].tolist())
     # intask_valid: cat's first 5 rows; animal gets int(0.4*5)=2 of them, cat the last int(0.8*5)=4.
     intask_animal = [i for i, _ in items(b, "intask_valid_stream", 0) if 50 <= i < 100]
     assert intask_animal == cat_ids[:2].tolist()
-    assert [i for i, l in items(b, "intask_valid_stream", 1) if l == {"cat"}] == cat_ids[1:5].tolist()
+    assert ([i for i, labels in items(b, "intask_valid_stream", 1) if labels == {"cat"}]
+            == cat_ids[1:5].tolist())
     # posttask_valid: the next 5 rows, never shared.
-    assert [i for i, _ in items(b, "posttask_valid_stream", 1) if 50 <= i < 100] == cat_ids[5:10].tolist()
-    assert [i for i, _ in items(b, "posttask_valid_stream", 0)] == list(range(55, 60)) + list(range(105, 110))
+    assert ([i for i, _ in items(b, "posttask_valid_stream", 1) if 50 <= i < 100]
+            == cat_ids[5:10].tolist())
+    assert ([i for i, _ in items(b, "posttask_valid_stream", 0)]
+            == list(range(55, 60)) + list(range(105, 110)))
 
 
 def test_label_visibility():
@@ -115,8 +124,10 @@ def test_iirc_cifar_configuration0_sizes():
     names = cifar_fine_names()
     y = np.repeat(np.arange(100), 500)
     ty = np.repeat(np.arange(100), 100)
-    b = make_iirc_benchmark(np.zeros((50000, 1, 1, 3), np.uint8), y, np.zeros((10000, 1, 1, 3), np.uint8),
-                            ty, names, iirc_cifar_hierarchy()["super_classes"], iirc_cifar_tasks(0), **IDENTITY)
+    b = make_iirc_benchmark(np.zeros((50000, 1, 1, 3), np.uint8), y,
+                            np.zeros((10000, 1, 1, 3), np.uint8), ty, names,
+                            iirc_cifar_hierarchy()["super_classes"], iirc_cifar_tasks(0),
+                            **IDENTITY)
     assert [len(e.dataset) for e in b.train_stream][:4] == [8160, 1840, 2160, 1760]
     assert len(b.test_stream[0].dataset) == 5100
     assert len(b.class_names) == 115 and len(b.tasks) == 22
@@ -156,7 +167,8 @@ def test_configuration_out_of_range(tmp_path, configuration):
     (HIERARCHY, [["animal", "cat", "car"], ["dog"]], "not after its superclass"),
     (HIERARCHY, [["cat"], ["animal", "car"], ["dog"]], "not after its superclass"),
     (HIERARCHY, [["animal"], ["cat", "car"]], "in no task: \\['dog'\\]"),
-    (HIERARCHY, [["animal"], ["cat", "car"], ["dog", "car"]], "appears in task 1 and again in task 2"),
+    (HIERARCHY, [["animal"], ["cat", "car"], ["dog", "car"]],
+     "appears in task 1 and again in task 2"),
     (HIERARCHY, [["animal"], ["cat", "car", "bus"], ["dog"]], "unknown label 'bus'"),
     (HIERARCHY, [["animal"], [], ["cat", "car"], ["dog"]], "task 1 is empty"),
 ])

@@ -1,6 +1,7 @@
 """IIRC's multi-label metrics (mile_cl.metrics): hand-computed cases, the reference
 package's published vectors, a set-based re-statement under hypothesis, the protocol's
 bookkeeping (R, union average, forgetting), hierarchy diagnostics, and bad input."""
+import itertools
 import math
 import random
 from fractions import Fraction
@@ -73,7 +74,7 @@ HAND_CASES = [
 @pytest.mark.parametrize("target_set, pred_set, expected", HAND_CASES)
 def test_hand_computed_cases(target_set, pred_set, expected):
     got = scores_of(pred_set, target_set)
-    for name, value in zip(METRIC_NAMES, expected):
+    for name, value in zip(METRIC_NAMES, expected, strict=True):
         assert got[name] == pytest.approx(value, abs=TOL), name
 
 
@@ -289,7 +290,7 @@ JS_UNION_AFTER_2 = 1 / 2
 
 def assert_close_with_nans(got, expected):
     assert len(got) == len(expected)
-    for g, e in zip(got, expected):
+    for g, e in zip(got, expected, strict=True):
         if math.isnan(e):
             assert math.isnan(g)
         else:
@@ -366,7 +367,7 @@ def test_union_average_equals_the_explicit_definition_on_random_benchmarks(seed)
     optional_cuts = [i for i in range(1, num_classes) if i != num_super]
     cuts = rng.sample(optional_cuts, rng.randint(0, len(optional_cuts)))
     bounds = sorted({0, num_super, *cuts, num_classes})
-    tasks = [list(range(lo, hi)) for lo, hi in zip(bounds, bounds[1:])]
+    tasks = [list(range(lo, hi)) for lo, hi in itertools.pairwise(bounds)]
     task_of = {label: t for t, labels in enumerate(tasks) for label in labels}
     samples = []
     for _ in range(rng.randint(1, 12)):

@@ -5,8 +5,6 @@ import math
 
 import pytest
 import torch
-from torch import nn
-from torch.utils.data import TensorDataset
 from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
 from avalanche.benchmarks.scenarios.supervised import with_classes_timeline
 from avalanche.benchmarks.utils import _make_taskaware_classification_dataset
@@ -14,6 +12,8 @@ from avalanche.core import SupervisedPlugin
 from avalanche.logging import TensorboardLogger, TextLogger
 from avalanche.training import Naive, Replay
 from avalanche.training.plugins import EvaluationPlugin
+from torch import nn
+from torch.utils.data import TensorDataset
 
 from mile_cl.losses import SeenClassesBCE
 from mile_cl.mile_metrics import mile_metrics
@@ -36,7 +36,8 @@ def _dataset(classes, n, seed):
 
 def make_benchmark(n_per_exp=(8, 8), timeline=True):
     classes = [[0, 1], [2, 3]]
-    train = [_dataset(cls, n, seed) for seed, (cls, n) in enumerate(zip(classes, n_per_exp))]
+    train = [_dataset(cls, n, seed)
+             for seed, (cls, n) in enumerate(zip(classes, n_per_exp, strict=True))]
     test = [_dataset([0, 1], 4, 10), _dataset([2, 3], 4, 11)][: len(train)]
     bm = benchmark_from_datasets(train=train, test=test)
     return with_classes_timeline(bm) if timeline else bm
@@ -169,8 +170,8 @@ def test_schedule_phase_sequence_generations_and_restart():
 
     train(strategy, bm.train_stream[0])
     assert len(forwards) == 13  # one forward of the model per step, imitation included
-    I, M = "interactive", "imitation"
-    assert rec.phases == [I, I, I, M, M, I, I, I, M, M, I, I, I]
+    N, M = "interactive", "imitation"
+    assert rec.phases == [N, N, N, M, M, N, N, N, M, M, N, N, N]
     assert rec.generations == [0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2]
     # the 13th step ended the third interactive phase: imitation starts at the next step
     assert (mile.phase, mile.step_in_phase, mile.generation) == (M, 0, 2)
@@ -178,7 +179,7 @@ def test_schedule_phase_sequence_generations_and_restart():
 
     rec.phases.clear(), rec.generations.clear()
     train(strategy, bm.train_stream[1])  # 4 steps: a new experience restarts the schedule
-    assert rec.phases == [I, I, I, M]
+    assert rec.phases == [N, N, N, M]
     assert rec.generations == [0, 0, 0, 0]
 
 
@@ -245,7 +246,7 @@ def test_imitation_trains_on_the_teachers_labels(keep_ground_truth):
 
     assert len(criterion.targets) == len(rec.phases) == 6
     class_1 = nn.functional.one_hot(torch.tensor([1, 1]), C).float()
-    for phase, gt, targets in zip(rec.phases, rec.ground_truth, criterion.targets):
+    for phase, gt, targets in zip(rec.phases, rec.ground_truth, criterion.targets, strict=True):
         if phase == "interactive":
             assert torch.equal(targets, gt)
         elif keep_ground_truth:
@@ -271,7 +272,7 @@ def test_replay_buffer_samples_get_pseudo_labels():
     train(strategy, bm.train_stream[1])
 
     buffer_rows = 0
-    for phase, gt, targets in zip(rec.phases, rec.ground_truth, criterion.targets):
+    for phase, gt, targets in zip(rec.phases, rec.ground_truth, criterion.targets, strict=True):
         assert len(targets) == 4  # 2 new samples + 2 from the buffer, one forward
         old = gt[:, :2].sum(1) > 0  # rows labelled 0 or 1 come from the buffer
         assert old.sum() == 2
@@ -307,7 +308,7 @@ def test_pseudo_labels_come_from_the_exact_batch_the_model_sees(in_place):
     strategy = make_strategy(make_model(), plugins, criterion=criterion)
     train(strategy, bm.train_stream[0])
     assert len(criterion.targets) == len(model_inputs) == 6
-    for (phase, x), targets in zip(model_inputs, criterion.targets):
+    for (phase, x), targets in zip(model_inputs, criterion.targets, strict=True):
         if phase == "imitation":
             named = x[:, 0].round().long() % 2
             assert torch.equal(targets, nn.functional.one_hot(named, C).float())
@@ -455,7 +456,8 @@ def test_resume_mid_imitation_matches_an_uninterrupted_run():
     train(strategy, bm.train_stream[1])
 
     assert len(resumed_steps.params) == len(steps.params) - 5 == 25
-    for step, (a, b) in enumerate(zip(resumed_steps.params, steps.params[5:]), start=5):
+    later_steps = zip(resumed_steps.params, steps.params[5:], strict=True)
+    for step, (a, b) in enumerate(later_steps, start=5):
         assert torch.equal(a, b), f"parameters differ after step {step}"
     assert (resumed.phase, resumed.step_in_phase, resumed.generation) == (
         mile.phase,

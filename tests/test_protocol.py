@@ -49,7 +49,8 @@ def test_results_have_the_iirc_shape(small_iirc, tmp_path):
     R = results["R"]["pw_jaccard"]
     assert len(R) == 3 and all(R[j][k] is None for j in range(3) for k in range(j + 1, 3))
     assert all(0 <= R[j][k] <= 1 for j in range(3) for k in range(j + 1))
-    assert set(results["hierarchy"]) == {"superclass_recall", "subclass_recall", "wrong_association"}
+    assert set(results["hierarchy"]) == {"superclass_recall", "subclass_recall",
+                                         "wrong_association"}
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["union_avg"] == results["union_avg"]
     assert saved["config"]["strategy"] == "er" and saved["config"]["mile"]["interactive_steps"] == 2
@@ -115,7 +116,8 @@ def test_joint_reports_every_task(small_iirc):
 
 def test_divergence_fails_loudly(small_iirc):
     with pytest.raises(FloatingPointError, match="diverged in task 0.*lower the learning rate"):
-        run_iirc(small_iirc, "finetune", lr=float("inf"), epochs=1, first_task_epochs=1, num_tasks=1,
+        run_iirc(small_iirc, "finetune", lr=float("inf"), epochs=1, first_task_epochs=1,
+                 num_tasks=1,
                  batch_size=16, device="cpu", progress=False)
 
 

@@ -14,9 +14,9 @@ import math
 
 import pytest
 import torch
-from torch import nn
 from avalanche.core import SupervisedPlugin
 from avalanche.training.templates import SupervisedTemplate
+from torch import nn
 
 import strategies
 from mile_cl.benchmarks import synthetic_iirc
@@ -39,14 +39,7 @@ BEATS_FINETUNE_BY = {"er": 0.25, "er_infinite": 0.25, "icarl_cnn": 0.25, "icarl_
                      "joint": 0.6, "incremental_joint": 0.6}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny convolutions on a shared 2-core machine: one thread is ~8x faster than two
-    # competing ones, and the runs are reproducible.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")   # conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -434,7 +427,7 @@ def test_agem_step_never_raises_the_memory_loss_to_first_order(iirc):
     strategy.train(iirc.train_stream[0])
     torch.manual_seed(1)
     memory_batch = strategy.buffer.sample(strategy.memory_batch_size)
-    strategy.buffer.sample = lambda n, dataset=None: memory_batch    # the same batch each step
+    strategy._memory_batch = lambda: memory_batch    # the same batch each step
     check = GradientCheck(memory_batch)
     strategy.plugins.insert(0, check)
     strategy.train(iirc.train_stream[1])
@@ -490,7 +483,7 @@ def test_joint_trains_once_on_everything(trained, iirc):
     assert strategy.trained and strategy._criterion.num_seen == iirc.num_classes
     before = [p.detach().clone() for p in strategy.model.parameters()]
     strategy.train(iirc.train_stream[3])                        # nothing left to learn
-    assert all(torch.equal(a, b) for a, b in zip(before, strategy.model.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, strategy.model.parameters(), strict=True))
 
 
 def test_incremental_joint_trains_on_everything_so_far(iirc):

@@ -21,16 +21,19 @@ CIFAR_FOLDER = "cifar-100-python"
 
 
 def iirc_cifar_hierarchy() -> dict:
-    """IIRC-CIFAR's hierarchy: {"super_classes": {name: [fine names]}, "other_sub_classes": [...]}."""
+    """IIRC-CIFAR's hierarchy: {"super_classes": {name: [fine names]},
+    "other_sub_classes": [...]}."""
     return _iirc_metadata("iirc_cifar100_hierarchy.json")
 
 
 def iirc_cifar_tasks(configuration: int = 0) -> list[list[str]]:
     """Task order ``configuration`` (0..9): 22 lists of label names."""
-    if not isinstance(configuration, (int, np.integer)) or not 0 <= configuration < N_CONFIGURATIONS:
+    if (not isinstance(configuration, (int, np.integer))
+            or not 0 <= configuration < N_CONFIGURATIONS):
         raise ValueError(f"IIRC-CIFAR has task configurations 0..{N_CONFIGURATIONS - 1}, "
                          f"got {configuration!r}")
-    config = _iirc_metadata("iirc_cifar100_task_configurations.json")[f"configuration_{configuration}"]
+    configurations = _iirc_metadata("iirc_cifar100_task_configurations.json")
+    config = configurations[f"configuration_{configuration}"]
     return [config[f"task_{j}"] for j in range(len(config))]
 
 
@@ -123,7 +126,8 @@ def _unpickle(path):
         raise ValueError(f"{path} is not a readable CIFAR-100 pickle ({error}); delete the "
                          f"{CIFAR_FOLDER} folder and download again") from error
     # Files written by Python 3 may hold bytes keys and names; the originals hold str.
-    text = lambda v: v.decode("latin1") if isinstance(v, bytes) else v
+    def text(v):
+        return v.decode("latin1") if isinstance(v, bytes) else v
     return {text(k): ([text(n) for n in v] if isinstance(v, list) else v) for k, v in raw.items()}
 
 

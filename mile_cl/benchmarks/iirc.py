@@ -2,7 +2,8 @@
 
 IIRC (Abdelsalam et al., CVPR 2021) learns superclasses and subclasses over a sequence of
 tasks, and every training sample shows only the label of the task being trained. The rules
-below are the reference package's (`iirc` 1.0.1), see ../shared/spec/iirc.md:
+below are the reference package's (`iirc` 1.0.1 on PyPI, chandar-lab/IIRC's
+``iirc/datasets_loader.py`` and ``iirc/lifelong_dataset/base_dataset.py``):
 
 - per fine class, in file order: first 10% of its training images -> intask_valid, next 10%
   -> posttask_valid, the rest -> train; the official test set -> test;
@@ -22,17 +23,15 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
-from torchvision.transforms import v2
-
 from avalanche.benchmarks.scenarios.dataset_scenario import DatasetExperience
 from avalanche.benchmarks.scenarios.generic_scenario import CLScenario, EagerCLStream
 from avalanche.benchmarks.scenarios.supervised import with_classes_timeline
 from avalanche.benchmarks.utils import _make_taskaware_classification_dataset
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
 
 CIFAR_MEAN = (0.5071, 0.4866, 0.4409)
 CIFAR_STD = (0.2009, 0.1984, 0.2023)
-SPLITS = ("train", "intask_valid", "posttask_valid", "test")
 
 
 def iirc_train_transform(mean=CIFAR_MEAN, std=CIFAR_STD, size: int = 32):
@@ -106,6 +105,12 @@ class IIRCBenchmark(CLScenario):
     @property
     def n_tasks(self) -> int:
         return len(self.tasks)
+
+    @property
+    def num_seen_after(self) -> list[int]:
+        """How many labels have been introduced by the end of each task: the one count the
+        criterion, the metrics and the model selection all read."""
+        return [int(count) for count in self._seen_counts]
 
     def num_seen(self, task: int) -> int:
         """How many labels have been introduced by the end of ``task``."""
@@ -322,7 +327,7 @@ def _split_train_pool(train_y, intask_pct: float, posttask_pct: float) -> dict[s
     counts = np.bincount(train_y, minlength=train_y.max() + 1)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     pools = {"train": [], "intask_valid": [], "posttask_valid": []}
-    for start, n in zip(starts, counts):
+    for start, n in zip(starts, counts, strict=True):
         idx = order[start:start + n]
         intask_end = int(intask_pct * n)                   # same float expression as the reference
         posttask_end = int(posttask_pct * n) + intask_end

@@ -17,7 +17,8 @@ from mile_cl.benchmarks.iirc import IIRCBenchmark, make_iirc_benchmark
 def synthetic_iirc(*, n_train_per_class: int = 30, n_test_per_class: int = 5,
                    configuration: int = 0, n_superclasses: int | None = None,
                    subclasses_per_superclass: int = 2, n_orphans: int = 2,
-                   classes_per_task: int = 2, image_size: int = 32, noise: float = 24.0, fine_strength: float = 0.5,
+                   classes_per_task: int = 2, image_size: int = 32, noise: float = 24.0,
+                   fine_strength: float = 0.5,
                    seed: int = 0, **kwargs) -> IIRCBenchmark:
     """An IIRC benchmark of uint8 ``image_size`` x ``image_size`` x 3 synthetic images.
 
@@ -43,7 +44,7 @@ def synthetic_iirc(*, n_train_per_class: int = 30, n_test_per_class: int = 5,
     parent_of = {sub: sup for sup, subs in superclasses.items() for sub in subs}
     label_names = list(superclasses) + fine_names
     patterns = dict(zip(label_names, _smooth_patterns(len(superclasses), len(fine_names),
-                                                      image_size, generator)))
+                                                      image_size, generator), strict=True))
 
     def draw(n_per_class):
         images, labels = [], []
