@@ -137,16 +137,21 @@ class PlateauSelection(SupervisedPlugin):
 
     def after_training_epoch(self, strategy, **kwargs):
         task = strategy.experience.current_experience
-        _check_finite(strategy, task)
         epoch = len([h for h in self.history if h["task"] == task])
         lr = strategy.optimizer.param_groups[0]["lr"]
+        finite = _all_finite(strategy.model)
+        value = self._mean_loss() if self.mode == "last" else self._score(strategy, task)
+        value, finite = _read_once(value, finite)
+        if not finite:
+            raise FloatingPointError(
+                f"training diverged in task {task}: the model has non-finite weights; lower "
+                f"the learning rate (now {lr})")
         if self.mode == "last":
-            loss = float(self._loss_sum) / self._loss_steps if self._loss_steps else float("nan")
-            self.history.append(dict(task=task, epoch=epoch, lr=lr, train_loss=loss))
-            if loss == loss:
-                self.scheduler.step(loss)
+            self.history.append(dict(task=task, epoch=epoch, lr=lr, train_loss=value))
+            if value == value:
+                self.scheduler.step(value)
             return
-        score = self._score(strategy, task)
+        score = value
         self.history.append(dict(task=task, epoch=epoch, lr=lr, pw_jaccard=score))
         if score != score:          # NaN: no validation data for this task, nothing to steer
             if not self._warned_empty:
@@ -160,7 +165,14 @@ class PlateauSelection(SupervisedPlugin):
             self.best_score = score
             self.best_state = copy.deepcopy(strategy.model.state_dict())
 
-    def _score(self, strategy, task) -> float:
+    def _mean_loss(self):
+        if not self._loss_steps:
+            return float("nan")
+        return self._loss_sum.double() / self._loss_steps
+
+    def _score(self, strategy, task):
+        """The epoch's validation score: a float from the host path, a 0-d device tensor
+        from the device path (read later, with the finiteness check)."""
         device_data = _device_data_plugin(strategy)
         if device_data is None:
             return self._host_score(strategy, task)
@@ -175,8 +187,8 @@ class PlateauSelection(SupervisedPlugin):
         bf16 = device_data.uses_bf16(strategy.device)
         autocast = (lambda: torch.autocast(strategy.device.type, dtype=torch.bfloat16)) \
             if bf16 else None
-        return float(score_batches(strategy.model, batches, num_seen,
-                                   union=self.mode == "posttask", autocast=autocast))
+        return score_batches(strategy.model, batches, num_seen,
+                             union=self.mode == "posttask", autocast=autocast)
 
     def _host_score(self, strategy, task) -> float:
         dataset, num_seen = self._validation_data(strategy, task)
@@ -221,11 +233,16 @@ def _device_data_plugin(strategy):
     return None
 
 
-def _check_finite(strategy, task) -> None:
-    """Fail loudly on divergence: NaN weights predict no label and score a silent pw-JS of 0.
-    Checked once per epoch, not per step, to keep the training step free of host syncs."""
-    finite = torch.stack([torch.isfinite(p).all() for p in strategy.model.parameters()]).all()
-    if not bool(finite):
-        raise FloatingPointError(
-            f"training diverged in task {task}: the model has non-finite weights; lower the "
-            f"learning rate (now {strategy.optimizer.param_groups[0]['lr']})")
+def _all_finite(model) -> torch.Tensor:
+    """A 0-d bool tensor on the model's device: are all weights finite? NaN weights predict no
+    label and score a silent pw-JS of 0, so divergence must fail loudly. Checked once per
+    epoch, not per step, to keep the training step free of host syncs."""
+    return torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()
+
+
+def _read_once(value, finite) -> tuple[float, bool]:
+    """(score, finite) on the host, with one device-to-host read when both are tensors."""
+    if not isinstance(value, torch.Tensor):
+        return value, bool(finite)
+    score, ok = torch.stack([value.double(), finite.double()]).tolist()
+    return score, ok == 1.0
