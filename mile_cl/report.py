@@ -65,8 +65,9 @@ TABLE_COLUMNS = (
 )
 # Config keys that must agree between runs averaged under one label (configuration and seed
 # may differ: that is what is averaged over).
-SAME_WITHIN_LABEL = ("mile", "selection", "epochs", "first_task_epochs", "num_tasks", "fast_dev_run",
-                     "batch_size", "lr", "momentum", "weight_decay", "strategy_overrides")
+SAME_WITHIN_LABEL = ("mile", "selection", "epochs", "first_task_epochs", "num_tasks",
+                     "fast_dev_run", "batch_size", "lr", "momentum", "weight_decay",
+                     "strategy_overrides")
 CSV_COLUMNS = ("label", "strategy", "mile", "configuration", "seed", "split", "kind", "metric",
                "task", "eval_task", "num_seen", "value")
 PER_TASK_KINDS = ("union_avg", "forgetting", "hierarchy")

@@ -65,7 +65,7 @@ def table_rows(markdown: str) -> dict[str, dict[str, str]]:
     lines = [line for line in markdown.splitlines() if line.startswith("|")]
     headers = [h.strip() for h in lines[0].strip("|").split("|")]
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
-    return {row[0]: dict(zip(headers, row)) for row in rows}
+    return {row[0]: dict(zip(headers, row, strict=True)) for row in rows}
 
 
 def is_png(path) -> bool:
