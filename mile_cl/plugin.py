@@ -19,9 +19,12 @@ from avalanche.core import SupervisedPlugin
 from avalanche.models.utils import avalanche_forward
 from torch import nn
 
+from mile_cl.losses import SeenClassesBCE
 from mile_cl.models import frozen_copy as _frozen_copy
 
 INTERACTIVE, IMITATION = "interactive", "imitation"
+LOSS_REDUCTIONS = ("mean", "sum")
+OLD_CLASS_TEACHERS = ("current", "previous")
 
 
 def pseudo_labels(teacher_logits, num_seen, threshold=0.5, ground_truth=None):
@@ -35,6 +38,47 @@ def pseudo_labels(teacher_logits, num_seen, threshold=0.5, ground_truth=None):
         labels |= ground_truth != 0
     labels[:, num_seen:] = False
     return labels.float()
+
+
+def split_pseudo_labels(teacher_logits, old_teacher_logits, num_old, num_seen, threshold=0.5,
+                        ground_truth=None):
+    """Pseudo-labels with two teachers: classes ``0..num_old-1`` (seen before this experience)
+    from ``old_teacher_logits``, the experience's new classes from ``teacher_logits``.
+
+    The old teacher is the model as the previous experience left it: it still predicts the
+    superclass of a new subclass, which the current teacher has already been trained away
+    from. ``ground_truth`` is OR'ed into both parts, as in ``pseudo_labels``.
+    """
+    labels = pseudo_labels(teacher_logits, num_seen, threshold, ground_truth)
+    old = pseudo_labels(old_teacher_logits, num_old, threshold, ground_truth)
+    labels[:, :num_old] = old[:, :num_old]
+    return labels
+
+
+def mile_variant_name(settings: dict | None) -> str:
+    """A short label for a dict of ``MILePlugin`` keywords, e.g.
+    ``gt,prev-teacher,mean,no-prior,e1/e1`` (``prior`` is read from a ``prior_bias`` key,
+    which the protocol keeps beside the plugin's keywords). None means MILe is off: ``off``.
+    """
+    if settings is None:
+        return "off"
+    parts = ["gt" if settings.get("keep_ground_truth") else "no-gt"]
+    if settings.get("old_class_teacher", "current") == "previous":
+        parts.append("prev-teacher")
+    if settings.get("start_with_imitation"):
+        parts.append("open-imitation")
+    parts.append(settings.get("loss_reduction", "mean"))
+    parts.append("prior" if settings.get("prior_bias") else "no-prior")
+    if settings.get("threshold", 0.5) != 0.5:
+        parts.append(f"t{settings['threshold']:g}")
+    parts.append("/".join(_length_name(settings, phase) for phase in (INTERACTIVE, IMITATION)))
+    return ",".join(parts)
+
+
+def _length_name(settings, phase):
+    if settings.get(f"{phase}_steps") is not None:
+        return f"s{settings[f'{phase}_steps']}"
+    return f"e{settings.get(f'{phase}_epochs', 1):g}"
 
 
 def init_output_bias(linear: nn.Linear, num_classes: int | None = None) -> None:
@@ -69,6 +113,20 @@ class MILePlugin(SupervisedPlugin):
     teacher copied after `interactive_steps` of the new task may no longer know it; the
     previous model still does, and the OR keeps the new labels.
 
+    `loss_reduction`: "mean" (default, what the plugin always did and IIRC's loss: the mean
+    over batch x seen classes) or "sum" (the MILe authors': summed over classes, averaged over
+    the batch; each logit's gradient is then num_seen times larger). "sum" scales the
+    strategy's whole loss in `before_backward` by the number of classes the criterion
+    averages over (`num_seen` for a seen-classes criterion), in both phases.
+
+    `old_class_teacher`: "current" (default, the paper's schedule: one teacher, copied at each
+    switch) or "previous": from the second experience on, the classes seen before the
+    experience take their pseudo-labels from a second teacher, the model as the previous
+    experience left it, frozen for the whole experience; the experience's new classes take
+    theirs from the current teacher (and the ground truth with `keep_ground_truth`). Within a
+    task the model sees only subclass labels and soon unlearns the superclass, so every
+    teacher copied inside the task inherits that; the previous model has not.
+
     Readable state: `phase` ("interactive" or "imitation"), `step_in_phase` (steps done in
     it), `generation` (imitation phases completed in the current experience, the opening one
     of `start_with_imitation` included), `teacher` (None while interactive).
@@ -88,10 +146,18 @@ class MILePlugin(SupervisedPlugin):
         interactive_epochs: float | None = None,
         imitation_epochs: float | None = None,
         start_with_imitation: bool = False,
+        loss_reduction: str = "mean",
+        old_class_teacher: str = "current",
     ):
         super().__init__()
-        if not 0 < threshold < 1:
-            raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+        if isinstance(threshold, bool) or not 0 < threshold < 1:
+            raise ValueError(f"threshold must be in (0, 1), got {threshold!r}")
+        if loss_reduction not in LOSS_REDUCTIONS:
+            raise ValueError(f"loss_reduction must be one of {LOSS_REDUCTIONS}, "
+                             f"got {loss_reduction!r}")
+        if old_class_teacher not in OLD_CLASS_TEACHERS:
+            raise ValueError(f"old_class_teacher must be one of {OLD_CLASS_TEACHERS}, "
+                             f"got {old_class_teacher!r}")
         self._lengths = {
             INTERACTIVE: _phase_length(INTERACTIVE, interactive_steps, interactive_epochs),
             IMITATION: _phase_length(IMITATION, imitation_steps, imitation_epochs),
@@ -99,6 +165,8 @@ class MILePlugin(SupervisedPlugin):
         self.threshold = threshold
         self.keep_ground_truth = keep_ground_truth
         self.start_with_imitation = start_with_imitation
+        self.loss_reduction = loss_reduction
+        self.old_class_teacher = old_class_teacher
 
         # The schedule (what state_dict saves).
         self.experience = None
@@ -107,7 +175,11 @@ class MILePlugin(SupervisedPlugin):
         self.generation = 0
         self.teacher = None
         self._loaded_teacher_state = None  # from load_state_dict, until a model is at hand
+        # old_class_teacher="previous": the previous experience's model, and its class count.
+        self.old_teacher, self.num_old = None, 0
+        self._loaded_old_teacher_state = None
         self._teacher_logits = None  # (batch, its version, logits) from before_forward
+        self._old_teacher_logits = None
 
         self.phase_steps = None  # {phase: steps} in the current experience
         self.num_seen = None
@@ -124,8 +196,15 @@ class MILePlugin(SupervisedPlugin):
             if self.phase == IMITATION and self.teacher is None:
                 self.teacher = _frozen_copy(strategy.model, self._loaded_teacher_state)
                 self._loaded_teacher_state = None
+            if self._loaded_old_teacher_state is not None:
+                self.old_teacher = _frozen_copy(strategy.model, self._loaded_old_teacher_state)
+                self._loaded_old_teacher_state = None
             return
         self.experience, self.generation = exp_id, 0
+        self.old_teacher, self.num_old, self._loaded_old_teacher_state = None, 0, None
+        if self.old_class_teacher == "previous" and exp_id > 0:
+            self.old_teacher = _frozen_copy(strategy.model)
+            self.num_old = len(strategy.experience.previous_classes)
         if self.start_with_imitation and exp_id > 0:
             self._start(IMITATION, strategy.model)  # the model as the last experience left it
         else:
@@ -145,6 +224,7 @@ class MILePlugin(SupervisedPlugin):
         # not held yet: between forward and backward it costs twice as much on a CPU.
         if self.phase == IMITATION:
             self._teacher_logits = self._teach(strategy.mb_x, strategy.mb_task_id)
+            self._old_teacher_logits = self._teach_old(strategy.mb_x, strategy.mb_task_id)
 
     def after_forward(self, strategy, **kwargs):
         _check_widths(strategy.mb_output, strategy.mb_y)
@@ -156,12 +236,22 @@ class MILePlugin(SupervisedPlugin):
             # a plugin after this one changed the batch in before_forward (augmentation on
             # the device, say): label the batch the model actually saw
             _, _, teacher_logits = self._teach(strategy.mb_x, strategy.mb_task_id)
-        self._teacher_logits = None
+            self._old_teacher_logits = self._teach_old(strategy.mb_x, strategy.mb_task_id)
+        old_teacher_logits = self._old_teacher_logits
+        self._teacher_logits = self._old_teacher_logits = None
         ground_truth = strategy.mb_y
         keep = ground_truth if self._keeps_ground_truth() else None
-        targets = pseudo_labels(teacher_logits, self.num_seen, self.threshold, keep)
+        if old_teacher_logits is None:
+            targets = pseudo_labels(teacher_logits, self.num_seen, self.threshold, keep)
+        else:
+            targets = split_pseudo_labels(teacher_logits, old_teacher_logits, self.num_old,
+                                          self.num_seen, self.threshold, keep)
         strategy.mbatch[1] = targets.to(ground_truth.dtype)  # before the criterion reads it
         self.last_pseudo_labels, self.last_ground_truth = strategy.mbatch[1], ground_truth
+
+    def before_backward(self, strategy, **kwargs):
+        if self.loss_reduction == "sum":
+            strategy.loss = strategy.loss * self._classes_averaged(strategy)
 
     def after_training_iteration(self, strategy, **kwargs):
         self.step_in_phase += 1
@@ -177,6 +267,19 @@ class MILePlugin(SupervisedPlugin):
     def _teach(self, x, task_labels):
         with torch.no_grad():
             return x, x._version, avalanche_forward(self.teacher, x, task_labels)
+
+    def _classes_averaged(self, strategy) -> int:
+        # A seen-classes criterion averages over the seen classes, a plain one over all
+        # outputs. From the plugin's own count: reading the criterion's would sync the device.
+        if isinstance(strategy._criterion, SeenClassesBCE):
+            return self.num_seen
+        return strategy.mb_output.shape[1]
+
+    def _teach_old(self, x, task_labels):
+        if self.old_teacher is None:
+            return None
+        with torch.no_grad():
+            return avalanche_forward(self.old_teacher, x, task_labels)
 
     def _start(self, phase, model=None):
         self.phase, self.step_in_phase = phase, 0
@@ -197,6 +300,9 @@ class MILePlugin(SupervisedPlugin):
             "step_in_phase": self.step_in_phase,
             "generation": self.generation,
             "teacher": teacher if teacher is not None else self._loaded_teacher_state,
+            "old_teacher": (self.old_teacher.state_dict() if self.old_teacher is not None
+                            else self._loaded_old_teacher_state),
+            "num_old": self.num_old,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -217,6 +323,10 @@ class MILePlugin(SupervisedPlugin):
         self.generation = state["generation"]
         self.teacher = None
         self._loaded_teacher_state = state["teacher"] if self.phase == IMITATION else None
+        # Absent in states saved before old_class_teacher existed.
+        self.old_teacher = None
+        self._loaded_old_teacher_state = state.get("old_teacher")
+        self.num_old = state.get("num_old", 0)
 
 
 def _phase_length(phase, steps, epochs):

@@ -32,6 +32,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from mile_cl.plugin import mile_variant_name
+
 RESULTS_FILE = "results.json"
 IIRC_CIFAR_NAMES = ("iirc_cifar100",)
 IIRC_CIFAR_CLASSES = 115
@@ -63,8 +65,9 @@ TABLE_COLUMNS = (
 )
 # Config keys that must agree between runs averaged under one label (configuration and seed
 # may differ: that is what is averaged over).
-SAME_WITHIN_LABEL = ("mile", "epochs", "first_task_epochs", "num_tasks", "fast_dev_run",
-                     "batch_size", "lr", "momentum", "weight_decay", "strategy_overrides")
+SAME_WITHIN_LABEL = ("mile", "selection", "epochs", "first_task_epochs", "num_tasks",
+                     "fast_dev_run", "batch_size", "lr", "momentum", "weight_decay",
+                     "strategy_overrides")
 CSV_COLUMNS = ("label", "strategy", "mile", "configuration", "seed", "split", "kind", "metric",
                "task", "eval_task", "num_seen", "value")
 PER_TASK_KINDS = ("union_avg", "forgetting", "hierarchy")
@@ -88,9 +91,16 @@ def mean_std(values) -> tuple[float, float, int]:
 
 
 def run_label(result: dict) -> str:
-    """"er", or "er+MILe" when the run's config["mile"] is not null."""
+    """"er", or "er+MILe[variant]" when the run's config["mile"] is not null, the variant
+    named by ``mile_variant_name`` (e.g. ``er+MILe[gt,prev-teacher,mean,no-prior,e1/e1]``):
+    "+MILe" alone would hide which MILe ran."""
     config = result["config"]
-    return config["strategy"] + ("+MILe" if config.get("mile") not in (None, False) else "")
+    mile = config.get("mile")
+    if mile in (None, False):
+        return config["strategy"]
+    settings = {**(mile if isinstance(mile, dict) else {}),
+                "prior_bias": bool(config.get("prior_bias"))}
+    return f"{config['strategy']}+MILe[{mile_variant_name(settings)}]"
 
 
 def num_seen(result: dict) -> list[int]:
@@ -304,6 +314,10 @@ def _table_header(results, groups, reference_note) -> list[str]:
         "superclass, the fraction whose prediction holds the superclass / the subclass; wrong "
         "assoc.: the fraction that also predicts a sibling subclass they lack (lower is better).",
     ]
+    selections = sorted({str(r["config"].get("selection", "intask")) for r in results})
+    lines.append(f"- Model selection (best epoch, LR schedule): {', '.join(selections)} "
+                 "(intask: IIRC's reference, incomplete labels; posttask: complete labels of "
+                 "the seen classes on held-out training images; last: no restore).")
     if reference_note is not None:
         return lines + [f"- The IIRC paper's reference numbers do not apply: {reference_note}."]
     lines.append("- paper pw-JS / JS: the IIRC paper's final numbers for the strategy without "

@@ -47,6 +47,7 @@ from mile_cl.protocol import (  # noqa: E402
     sample_steps,
 )
 from mile_cl.recipe import BATCH_SIZE, EPOCHS, LR  # noqa: E402
+from mile_cl.selection import SELECTION_MODES  # noqa: E402
 
 # A CPU run estimated to take longer than this needs an explicit --device cpu.
 CPU_CONFIRM_SECONDS = 3600
@@ -114,6 +115,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help=f"minibatch size (default: {BATCH_SIZE})")
     what.add_argument("--num-tasks", type=positive_int, default=None,
                       help="run only the first N tasks (default: all 22)")
+    what.add_argument("--selection", choices=SELECTION_MODES, default="intask",
+                      help="what picks the best epoch and drives the LR schedule: intask "
+                           "(IIRC's reference; its labels are incomplete, so it penalises a "
+                           "model that keeps superclasses), posttask (complete labels of the "
+                           "seen classes, held-out training images, never test data) or last "
+                           "(no restore, schedule on the training loss) (default: intask)")
     what.add_argument("--fast-dev-run", action="store_true",
                       help=f"a few steps of everything: {FAST_DEV_TASKS} tasks, 1 epoch of 2 "
                            f"minibatches of {FAST_DEV_BATCH_SIZE}")
@@ -135,6 +142,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     mile.add_argument("--mile-ground-truth", choices=("keep", "drop"),
                       default="keep" if MILE_DEFAULTS["keep_ground_truth"] else "drop",
                       help="OR the ground truth into the pseudo-labels (default: keep)")
+    mile.add_argument("--mile-old-class-teacher", choices=("current", "previous"),
+                      default=MILE_DEFAULTS.get("old_class_teacher", "current"),
+                      help="who labels the classes of earlier tasks in imitation: the current "
+                           "teacher (the paper's schedule) or the model as the previous task "
+                           "left it (default: %(default)s)")
+    mile.add_argument("--mile-loss-reduction", choices=("mean", "sum"),
+                      default=MILE_DEFAULTS.get("loss_reduction", "mean"),
+                      help="BCE averaged over classes (IIRC's) or summed (the MILe authors') "
+                           "(default: %(default)s)")
     mile.add_argument("--prior-bias", action="store_true",
                       help="start the head's bias at -log(C), as the MILe authors do, in every "
                            "run (with and without MILe)")
@@ -229,7 +245,9 @@ def parse_configurations(spec: str) -> list[int]:
 def mile_settings(args) -> list[dict | None]:
     knobs = dict(threshold=args.mile_threshold,
                  keep_ground_truth=args.mile_ground_truth == "keep",
-                 start_with_imitation=args.mile_start_with_imitation)
+                 start_with_imitation=args.mile_start_with_imitation,
+                 old_class_teacher=args.mile_old_class_teacher,
+                 loss_reduction=args.mile_loss_reduction)
     for phase in ("interactive", "imitation"):
         steps = getattr(args, f"mile_{phase}_steps")
         knobs[f"{phase}_steps" if steps else f"{phase}_epochs"] = (
@@ -315,6 +333,7 @@ def run_sweep(args) -> int:
                              num_tasks=args.num_tasks, fast_dev_run=args.fast_dev_run,
                              resume=args.resume, progress=not args.quiet,
                              prior_bias=args.prior_bias, precision=args.precision,
+                             selection=args.selection,
                              data_on_device={"auto": None, "on": True,
                                              "off": False}[args.data_on_device],
                              benchmark_info=info)

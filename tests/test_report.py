@@ -45,6 +45,9 @@ ROWS_PER_RUN = 4 * 3 + 6 + 3 + 3 * 3
 ROWS_POSTTASK = 3 + 6
 
 
+MILE = "er+MILe[no-gt,mean,no-prior,s10/e1]"     # the label of the runs below with MILe
+
+
 def synthetic_runs():
     return [
         fake_run("er", 0, [0.7, 0.5, 0.2], posttask=True),
@@ -71,8 +74,8 @@ def is_png(path) -> bool:
 
 def test_write_report_files_parse_back(tmp_path):
     paths = report.write_report(synthetic_runs(), tmp_path / "report")
-    assert set(paths) == {"runs", "comparison", "union_pwjs", "r_matrix_er", "r_matrix_er+MILe",
-                          "r_matrix_finetune"}
+    assert set(paths) == {"runs", "comparison", "union_pwjs", "r_matrix_er",
+                          "r_matrix_" + report._file_safe(MILE), "r_matrix_finetune"}
 
     with open(paths["runs"], newline="") as f:
         rows = list(csv.DictReader(f))
@@ -83,7 +86,7 @@ def test_write_report_files_parse_back(tmp_path):
                 and r["metric"] == "pw_jaccard" and r["task"] == "2"]
     assert len(final_pw) == 1 and float(final_pw[0]["value"]) == 0.4
     assert final_pw[0]["num_seen"] == "20" and final_pw[0]["mile"] == "False"
-    missing = [r for r in rows if r["label"] == "er+MILe" and r["configuration"] == "0"
+    missing = [r for r in rows if r["label"] == MILE and r["configuration"] == "0"
                and r["metric"] == "superclass_recall" and r["task"] == "2"]
     assert missing[0]["kind"] == "hierarchy" and missing[0]["value"] == ""   # null -> empty
     r_cell = [r for r in rows if r["kind"] == "R" and r["label"] == "er" and r["split"] == "test"
@@ -92,14 +95,14 @@ def test_write_report_files_parse_back(tmp_path):
     assert {r["split"] for r in rows} == {"test", "posttask_valid"}
 
     table = table_rows(paths["comparison"].read_text())
-    assert list(table) == ["er", "er+MILe", "finetune"]
+    assert list(table) == ["er", MILE, "finetune"]
     # er: final pw-JS 0.2 and 0.4 -> mean 0.3, sample std sqrt(0.02) = 0.1414
     std = math.sqrt(((0.2 - 0.3) ** 2 + (0.4 - 0.3) ** 2) / (2 - 1))
     assert table["er"]["pw-JS"] == f"{0.3:.3f} ± {std:.3f}" == "0.300 ± 0.141"
     assert table["er"]["JS"] == "0.350 ± 0.141"
     assert table["er"]["n"] == "2"
-    assert table["er+MILe"]["pw-JS"] == "0.550 ± 0.071"
-    assert table["er+MILe"]["super recall"] == "0.800 (1 of 2)"    # one run left it null
+    assert table[MILE]["pw-JS"] == "0.550 ± 0.071"
+    assert table[MILE]["super recall"] == "0.800 (1 of 2)"    # one run left it null
     assert table["er"]["wrong assoc."] == "0.200 ± 0.000"
     assert table["finetune"]["pw-JS"] == "0.050 (n=1)"
     assert table["finetune"]["n"] == "1"
@@ -113,7 +116,7 @@ def test_reference_numbers_only_for_iirc_cifar(tmp_path):
     cifar_md = report.write_report(cifar, tmp_path / "cifar")["comparison"].read_text()
     table = table_rows(cifar_md)
     assert table["er"]["paper pw-JS"] == "0.130" and table["er"]["paper JS"] == "0.135"
-    assert table["er+MILe"]["paper pw-JS"] == "0.130"      # the baseline MILe must beat
+    assert table[MILE]["paper pw-JS"] == "0.130"      # the baseline MILe must beat
     assert "iirc_cifar100, 3 tasks, 115 classes" in cifar_md
     assert "do not apply" not in cifar_md
 
@@ -127,7 +130,8 @@ def test_reference_numbers_only_for_iirc_cifar(tmp_path):
 
 def test_pngs_are_valid_and_nontrivial(tmp_path):
     paths = report.write_report(synthetic_runs(), tmp_path)
-    for name in ("union_pwjs", "r_matrix_er", "r_matrix_er+MILe", "r_matrix_finetune"):
+    for name in ("union_pwjs", "r_matrix_er", "r_matrix_" + report._file_safe(MILE),
+                 "r_matrix_finetune"):
         path = paths[name]
         assert path.exists() and is_png(path) and path.stat().st_size > 10_000, name
         image = imread(path)
@@ -197,8 +201,8 @@ def test_same_label_on_different_task_sequences_is_refused(tmp_path):
 
 def test_mismatched_settings_and_duplicates_are_refused():
     a = fake_run("er", 0, [0.7, 0.5, 0.2], mile={"interactive_steps": 10})
-    b = fake_run("er", 1, [0.7, 0.5, 0.4], mile={"interactive_steps": 20})
-    with pytest.raises(ValueError, match="within label 'er\\+MILe'"):
+    b = fake_run("er", 1, [0.7, 0.5, 0.4], mile={"interactive_steps": 10, "threshold": 0.5})
+    with pytest.raises(ValueError, match="within label 'er\\+MILe\\[no-gt"):
         report.comparison_table([a, b])
     c = fake_run("er", 0, [0.7, 0.5, 0.4])
     with pytest.raises(ValueError, match="two runs of configuration 0 with seed 100"):
@@ -219,5 +223,9 @@ def test_mean_std_convention():
     assert (mean, n) == (0.5, 1) and math.isnan(std)
     mean, std, n = report.mean_std([None, float("nan")])
     assert n == 0 and math.isnan(mean) and math.isnan(std)
-    assert report.run_label({"config": {"strategy": "lucir", "mile": {}}}) == "lucir+MILe"
+    assert report.run_label({"config": {"strategy": "lucir", "mile": {}}}) \
+        == "lucir+MILe[no-gt,mean,no-prior,e1/e1]"
+    old_default = {"interactive_epochs": 1, "imitation_epochs": 1, "keep_ground_truth": True}
+    assert report.run_label({"config": {"strategy": "er", "mile": old_default,
+                                        "prior_bias": True}}) == "er+MILe[gt,mean,prior,e1/e1]"
     assert report.run_label({"config": {"strategy": "lucir", "mile": None}}) == "lucir"
