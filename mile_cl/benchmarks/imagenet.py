@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.io import ImageReadMode, decode_jpeg, read_file
+from torchvision.io import ImageReadMode
 from torchvision.transforms import v2
 
 from mile_cl.benchmarks.iirc import IIRCBenchmark, ImageFiles, make_iirc_benchmark
@@ -147,7 +147,9 @@ class DecodeImage:
         if self.decoder == "pil":
             with Image.open(path) as image:
                 return image.convert("RGB")
-        return decode_jpeg(read_file(os.fspath(path)), mode=ImageReadMode.RGB)
+        from mile_cl.jpeg_device import quiet_decode_jpeg, read_bytes  # it imports us
+
+        return quiet_decode_jpeg(read_bytes(path), mode=ImageReadMode.RGB)
 
     def __repr__(self):
         return f"DecodeImage({self.decoder!r})"
