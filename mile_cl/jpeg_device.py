@@ -87,6 +87,26 @@ class DeviceJpegAugment:
         self.mean, self.std = tuple(mean), tuple(std)
         self.scale, self.ratio = scale, ratio
 
+    @classmethod
+    def like(cls, transform, train: bool) -> "DeviceJpegAugment":
+        """The device twin of a host pipeline (``imagenet_train_transform`` /
+        ``imagenet_eval_transform``): its crop/resize sizes, scale, ratio, mean and std."""
+        steps = {type(t).__name__: t for t in getattr(transform, "transforms", [transform])}
+        need = ("RandomResizedCrop",) if train else ("Resize", "CenterCrop")
+        missing = [name for name in (*need, "Normalize") if name not in steps]
+        if missing:
+            raise ValueError(f"gpu_decode mirrors the host transforms, but this pipeline has no "
+                             f"{', '.join(missing)} step: {transform!r}; use the benchmark's "
+                             "imagenet_train_transform / imagenet_eval_transform")
+        norm = steps["Normalize"]
+        if train:
+            crop = steps["RandomResizedCrop"]
+            return cls(True, size=crop.size[0], mean=norm.mean, std=norm.std,
+                       scale=crop.scale, ratio=crop.ratio)
+        resize = steps["Resize"].size
+        return cls(False, size=steps["CenterCrop"].size[0], mean=norm.mean, std=norm.std,
+                   resize=resize[0] if isinstance(resize, (list, tuple)) else resize)
+
     def draw(self, shapes, generator: torch.Generator | None = None) -> list[Crop]:
         """Crop boxes for images of ``shapes`` [(H, W), ...], drawn as torchvision's
         RandomResizedCrop draws them (10 tries, then a centre crop), on the host."""
@@ -174,27 +194,29 @@ class DeviceJpegLoader:
 class JpegDecodePlugin(SupervisedPlugin):
     """Train and evaluate from ``DeviceJpegLoader``s: JPEGs decoded on the strategy's device.
 
-    For path-backed benchmarks (IIRC-ImageNet). ``size``/``resize`` as the host transforms;
-    ``seed`` drives shuffling and crops (a host generator)."""
+    For path-backed benchmarks (IIRC-ImageNet). The augmentation mirrors the dataset's own
+    host transforms (sizes, scale, ratio, mean/std: ``DeviceJpegAugment.like``); ``seed``
+    drives shuffling and crops (a host generator)."""
 
-    def __init__(self, *, size: int = 224, resize: int = 256, seed: int = 0,
-                 num_workers: int = 0, pin_memory: bool = False,
+    def __init__(self, *, seed: int = 0, num_workers: int = 0, pin_memory: bool = False,
                  persistent_workers: bool = False):
         super().__init__()
-        self.train_augment = DeviceJpegAugment(True, size, resize)
-        self.eval_augment = DeviceJpegAugment(False, size, resize)
         self.generator = torch.Generator().manual_seed(seed)
         self.workers = dict(num_workers=num_workers, pin_memory=pin_memory,
                             persistent_workers=persistent_workers)
 
     def before_training_exp(self, strategy, shuffle=True, **kwargs):
+        augment = DeviceJpegAugment.like(_host_transform(strategy.adapted_dataset, "train"),
+                                         train=True)
         strategy.dataloader = DeviceJpegLoader(
-            strategy.adapted_dataset, strategy.train_mb_size, self.train_augment,
+            strategy.adapted_dataset, strategy.train_mb_size, augment,
             strategy.device, shuffle=shuffle, generator=self.generator, **self.workers)
 
     def before_eval_exp(self, strategy, **kwargs):
+        augment = DeviceJpegAugment.like(_host_transform(strategy.adapted_dataset, "eval"),
+                                         train=False)
         strategy.dataloader = DeviceJpegLoader(
-            strategy.adapted_dataset, strategy.eval_mb_size, self.eval_augment,
+            strategy.adapted_dataset, strategy.eval_mb_size, augment,
             strategy.device, shuffle=False, **self.workers)
 
     def state_dict(self) -> dict:
@@ -202,3 +224,13 @@ class JpegDecodePlugin(SupervisedPlugin):
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
+
+
+def _host_transform(dataset, group: str):
+    """The x transform of an Avalanche dataset's ``group`` ("train" or "eval")."""
+    from mile_cl.buffers import transform_groups_of
+
+    transform = transform_groups_of(dataset)[group]
+    if type(transform).__name__ == "TupleTransform":     # Avalanche's (x, y) wrapper
+        transform = transform.transforms[0]
+    return transform

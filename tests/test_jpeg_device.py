@@ -92,3 +92,12 @@ def test_collate_keeps_encoded_images_a_list():
     items = [(torch.zeros(n, dtype=torch.uint8), torch.ones(3), 0) for n in (5, 9)]
     encoded, y, t = collate_encoded(items)
     assert [len(e) for e in encoded] == [5, 9] and y.shape == (2, 3) and t.tolist() == [0, 0]
+
+
+def test_device_augment_mirrors_the_host_transforms():
+    train = DeviceJpegAugment.like(imagenet_train_transform(size=64), train=True)
+    evaluation = DeviceJpegAugment.like(imagenet_eval_transform(64, 72), train=False)
+    assert (train.size, train.scale, train.ratio) == (64, (0.08, 1.0), (3 / 4, 4 / 3))
+    assert (evaluation.size, evaluation.resize) == (64, 72)
+    with pytest.raises(ValueError, match="no RandomResizedCrop"):
+        DeviceJpegAugment.like(v2.Compose([v2.ToImage()]), train=True)

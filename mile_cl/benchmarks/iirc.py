@@ -130,6 +130,12 @@ class IIRCBenchmark(CLScenario):
         self._joint = joint_data
 
     @property
+    def image_files(self) -> bool:
+        """True when items are image files decoded on access (IIRC-ImageNet), False when
+        they are uint8 arrays in memory."""
+        return isinstance(self._joint["images"], ImageFiles)
+
+    @property
     def num_classes(self) -> int:
         return len(self.class_names)
 

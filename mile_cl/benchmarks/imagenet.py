@@ -176,7 +176,7 @@ def _to_normalised(mean, std) -> list:
 # --- the benchmark ----------------------------------------------------------------------------
 
 def iirc_imagenet(root, variant: str = "lite", configuration: int = 0, *, size: int = 224,
-                  decoder: str = "pil", **kwargs) -> IIRCBenchmark:
+                  resize: int = 256, decoder: str = "pil", **kwargs) -> IIRCBenchmark:
     """IIRC-ImageNet-``variant`` from ``root/train`` and ``root/val`` class folders.
 
     Items are (normalised float [3, size, size], multi-hot y, 0); images are decoded from
@@ -194,7 +194,7 @@ def iirc_imagenet(root, variant: str = "lite", configuration: int = 0, *, size: 
     test_files, test_y = list_split_files(root, "val", wnids)
     options = dict(IIRC_IMAGENET_SPLITS, allow_unscheduled=True,
                    train_transform=imagenet_train_transform(size, decoder),
-                   eval_transform=imagenet_eval_transform(size, decoder=decoder))
+                   eval_transform=imagenet_eval_transform(size, resize, decoder))
     options.update(kwargs)
     return make_iirc_benchmark(train_files, train_y, test_files, test_y, wnids,
                                hierarchy["super_classes"], tasks, **options)
