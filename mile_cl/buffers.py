@@ -15,6 +15,8 @@ chandar-lab/IIRC ``lifelong_methods/buffer/buffer.py``):
 Images are copied as the dataset stores them, before any transform (uint8 [3, H, W] in the
 mile_cl benchmarks: 3 KB per CIFAR image, not a 12 KB float copy), and the dataset's own
 train transforms (augmentation + normalisation) are applied each time an exemplar is replayed.
+Path-backed benchmarks (IIRC-ImageNet) store file paths, so the buffer keeps paths (a numpy
+array of str) and the transforms decode them on replay: never a decoded image in memory.
 
 Selection is ``random`` (ER, A-GEM) or ``herding`` (iCaRL, LUCIR: Rebuffi et al. 2017, as the
 IIRC reference does it: on the model's L2-normalised features of un-augmented images, greedily
@@ -127,7 +129,7 @@ class ExemplarBuffer:
                 features = _features(model, dataset.eval().subset(members.tolist()),
                                      self.feature_batch_size, device)
                 picked = herding_selection(F.normalize(features, dim=1), n)
-            self.images[c] = images[members[picked]].clone()
+            self.images[c] = _take(images, members[picked])
             self.labels[c] = labels[members[picked]].clone()
 
     # ----------------------------------------------------------------------- replaying
@@ -143,7 +145,7 @@ class ExemplarBuffer:
             raise ValueError("the buffer does not know the stream's transforms: call "
                              "set_transforms_from(an experience's dataset) first")
         keys = sorted(self.images)
-        images = torch.cat([self.images[c] for c in keys])
+        images = _concat([self.images[c] for c in keys])
         labels = torch.cat([self.labels[c] for c in keys])
         kept_under = [c for c in keys for _ in range(len(self.images[c]))]
         return _make_taskaware_classification_dataset(
@@ -166,15 +168,20 @@ class ExemplarBuffer:
 
     # ----------------------------------------------------------------------- checkpoint
     def state_dict(self) -> dict:
+        # paths as lists of str: checkpoints are read with torch.load(weights_only=True)
+        images = {c: v.tolist() if isinstance(v, np.ndarray) else v
+                  for c, v in self.images.items()}
         return {"per_class": self.per_class, "selection": self.selection,
-                "images": dict(self.images), "labels": dict(self.labels),
+                "images": images, "labels": dict(self.labels),
                 "generator": self._generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore the exemplars. Call ``set_transforms_from(dataset)`` (a stream dataset)
         before replaying: transforms are not saved."""
         self.per_class, self.selection = state["per_class"], state["selection"]
-        self.images, self.labels = dict(state["images"]), dict(state["labels"])
+        self.images = {c: np.array(v, dtype=object) if isinstance(v, list) else v
+                       for c, v in state["images"].items()}
+        self.labels = dict(state["labels"])
         self._generator.set_state(state["generator"])
 
     def set_transforms_from(self, dataset) -> None:
@@ -206,7 +213,21 @@ def _stored_items(dataset, batch_size: int) -> tuple[Tensor, Tensor]:
     if labels.dim() != 2:
         raise ValueError("the buffer needs multi-hot targets y [N, C] (mile_cl benchmarks), got "
                          f"targets of shape {tuple(labels.shape)}")
-    return torch.cat(images), labels
+    return _concat(images), labels
+
+
+def _concat(chunks: list):
+    """Image tensors -> one tensor; batches of paths (lists of str) -> one array of str."""
+    if isinstance(chunks[0], Tensor):
+        return torch.cat(chunks)
+    return np.array([str(p) for chunk in chunks for p in chunk], dtype=object)
+
+
+def _take(images, index: Tensor):
+    """The rows ``index`` of an image tensor or of an array of paths, as a copy."""
+    if isinstance(images, Tensor):
+        return images[index].clone()
+    return images[index.numpy()].copy()
 
 
 def _features(model, dataset, batch_size: int, device) -> Tensor:

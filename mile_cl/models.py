@@ -133,3 +133,50 @@ def frozen_copy(model: nn.Module, state: dict | None = None) -> nn.Module:
         p.requires_grad_(False)
         p.grad = None
     return frozen.eval()
+class ResNet50(nn.Module):
+    """torchvision's ResNet-50 (He et al. 2016) for IIRC-ImageNet: 2048-d features, one head.
+
+    ``weights=None`` (the IIRC recipe trains from scratch); pass torchvision weights, e.g.
+    ``torchvision.models.ResNet50_Weights.IMAGENET1K_V2``, only if pretraining on all of
+    ImageNet is what you mean to study: it has seen every class of every task.
+    Unlike ``ResNetCIFAR`` the last block keeps torchvision's output ReLU, so the cosine head
+    sees non-negative features (the IIRC reference's ImageNet model is not in its package,
+    so we do not claim to match it there).
+    """
+
+    feature_dim = 2048
+
+    def __init__(self, num_classes: int, head: str = "linear", weights=None):
+        super().__init__()
+        from torchvision.models import resnet50 as torchvision_resnet50
+
+        if head not in ("linear", "cosine"):
+            raise ValueError(f"head must be 'linear' or 'cosine', got {head!r}")
+        self.num_classes = num_classes
+        self.backbone = torchvision_resnet50(weights=weights)
+        self.backbone.fc = nn.Identity()          # our head replaces torchvision's 1000-way fc
+        if head == "linear":
+            self.head = nn.Linear(self.feature_dim, num_classes)
+        else:
+            self.head = CosineLinear(self.feature_dim, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def resnet50(num_classes: int = 1083, head: str = "linear", weights=None) -> ResNet50:
+    """ResNet-50 for 224x224 images; `head` is "linear" (default) or "cosine" (LUCIR)."""
+    return ResNet50(num_classes, head=head, weights=weights)
+
+
+MODELS = {"resnet32": resnet32, "resnet50": resnet50}
+
+
+def build_model(name: str, num_classes: int, head: str = "linear") -> nn.Module:
+    """A model from ``MODELS`` by name (the protocols' ``model`` option)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODELS)}")
+    return MODELS[name](num_classes, head=head)

@@ -36,9 +36,10 @@ from mile_cl.checkpoint import (
     set_rng_state,
 )
 from mile_cl.device_data import DeviceDataPlugin
+from mile_cl.jpeg_device import JpegDecodePlugin
 from mile_cl.metrics import IIRCResults
 from mile_cl.mile_metrics import mile_metrics
-from mile_cl.models import resnet32
+from mile_cl.models import MODELS, build_model
 from mile_cl.plugin import MILePlugin, init_output_bias
 from mile_cl.recipe import (
     BATCH_SIZE,
@@ -87,7 +88,9 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
              fast_dev_run: bool = False, resume: bool = False, progress: bool = True,
              benchmark_info: dict | None = None, strategy_overrides: dict | None = None,
              prior_bias: bool = False, data_on_device: bool | None = None,
-             precision: str | None = None, selection: str = "intask") -> dict:
+             precision: str | None = None, selection: str = "intask", model: str = "resnet32",
+             num_workers: int = 0, pin_memory: bool = False, persistent_workers: bool = False,
+             gpu_decode: bool = False) -> dict:
     """Run ``strategy`` (a name from ``strategies.NAMES``) over ``benchmark``'s tasks.
 
     ``mile``: None (off), True (``MILE_DEFAULTS``) or a dict of ``MILePlugin`` keywords.
@@ -102,6 +105,11 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
     schedule on the training loss).
     ``first_task_epochs`` None means twice ``epochs`` (joint: ``recipe.first_task_epochs_of``,
     400 at 140 epochs, as the reference). ``num_tasks`` runs only the first tasks.
+    ``model``: a name from ``mile_cl.models.MODELS`` ("resnet32" for CIFAR, "resnet50" for
+    ImageNet). ``num_workers`` / ``pin_memory`` / ``persistent_workers``: the training and
+    evaluation DataLoaders' (decoding happens in the workers for path-backed benchmarks).
+    ``gpu_decode`` (path-backed benchmarks only): decode JPEGs on ``device`` in batches
+    (``mile_cl.jpeg_device.JpegDecodePlugin``); ``data_on_device`` is for array-backed ones.
     ``fast_dev_run``: 1 epoch of ``FAST_DEV_STEPS`` minibatches of at most
     ``FAST_DEV_BATCH_SIZE`` on the first ``FAST_DEV_TASKS`` tasks, to check that everything
     runs. With ``out_dir``, a checkpoint is written after every task and ``resume=True``
@@ -111,8 +119,10 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
     if strategy not in strategies.NAMES:
         raise ValueError(f"unknown strategy {strategy!r}; valid names: "
                          f"{', '.join(strategies.NAMES)}")
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; valid names: {', '.join(MODELS)}")
     device = resolve_device(device)
-    data_on_device = device.type == "cuda" if data_on_device is None else data_on_device
+    data_on_device = _check_data_path(benchmark, device, data_on_device, gpu_decode, num_workers)
     precision = resolve_precision(precision, device, data_on_device)
     mile_kwargs = _mile_kwargs(mile)
     if selection not in SELECTION_MODES:
@@ -133,7 +143,10 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
                   prior_bias=prior_bias, selection=selection,
                   data_on_device=data_on_device, precision=precision,
                   device_type=device.type, data_fingerprint=data_fingerprint(benchmark),
-                  mile_cl_version=mile_cl_version(), **(benchmark_info or {}))
+                  mile_cl_version=mile_cl_version(), **(benchmark_info or {}),
+                  # only when not the default, so that older runs' configs still compare equal
+                  **_non_default(model=(model, "resnet32"), num_workers=(num_workers, 0),
+                                 gpu_decode=(gpu_decode, False)))
     out = Path(out_dir) if out_dir is not None else None
     saved = None
     if out is not None:
@@ -142,7 +155,9 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
             return finished
 
     seed_everything(seed)
-    model = resnet32(benchmark.num_classes, head="cosine" if strategy in COSINE_HEAD else "linear")
+    model_name = model
+    model = build_model(model_name, benchmark.num_classes,
+                        head="cosine" if strategy in COSINE_HEAD else "linear")
     if prior_bias and strategy not in COSINE_HEAD:
         init_output_bias(model.head)          # MILe's -log(C) prior, with or without MILe
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
@@ -163,7 +178,10 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
         torch.backends.cudnn.benchmark = True
     # First in the list: MILe's teacher forward then runs under its autocast too.
     device_data = DeviceDataPlugin(seed=seed, precision=precision) if data_on_device else None
-    plugins = [p for p in (device_data, mile_plugin, selection) if p is not None]
+    loader_options = dict(num_workers=num_workers, pin_memory=pin_memory,
+                          persistent_workers=persistent_workers and num_workers > 0)
+    jpeg_decode = (JpegDecodePlugin(seed=seed, **loader_options) if gpu_decode else None)
+    plugins = [p for p in (device_data, jpeg_decode, mile_plugin, selection) if p is not None]
     plugins.append(_EpochProgress(progress, FAST_DEV_STEPS if fast_dev_run else None))
     metrics = [*iirc, *(mile_metrics() if mile_plugin is not None else [])]
     learner = strategies.build(
@@ -184,11 +202,11 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
         for j in tasks:
             started = time.perf_counter()
             learner.train_epochs = first_task_epochs if j == 0 else epochs
-            learner.train(benchmark.train_stream[j])
+            learner.train(benchmark.train_stream[j], **loader_options)
             iirc[0].trained_task = j   # joint trains once; the protocol knows which task this is
             state.setdefault("cosine_scale", []).append(_cosine_scale(learner.model))
-            learner.eval(benchmark.test_stream[: j + 1])
-            learner.eval(benchmark.posttask_valid_stream[: j + 1])
+            learner.eval(benchmark.test_stream[: j + 1], **loader_options)
+            learner.eval(benchmark.posttask_valid_stream[: j + 1], **loader_options)
             state["task_seconds"].append(time.perf_counter() - started)
             summary = _task_summary(iirc[0], j, n_tasks, benchmark, state["task_seconds"][-1])
             state["summaries"].append(summary)
@@ -210,6 +228,30 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
         save_json(results, out / RESULTS)
         (out / PARTIAL).unlink(missing_ok=True)
     return results
+
+
+def _check_data_path(benchmark, device, data_on_device, gpu_decode, num_workers) -> bool:
+    """The resolved ``data_on_device``, after refusing combinations that cannot work."""
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise ValueError(f"num_workers must be a whole number >= 0, got {num_workers!r}")
+    files = getattr(benchmark, "image_files", False)
+    if gpu_decode and not files:
+        raise ValueError("gpu_decode decodes JPEG files: this benchmark holds decoded arrays "
+                         "(use data_on_device for those)")
+    if files:
+        if data_on_device:
+            raise ValueError(
+                "data_on_device keeps every decoded image on the device, which is only for "
+                "array-backed benchmarks (IIRC-CIFAR, synthetic); this one reads image files "
+                "(IIRC-ImageNet, about 140 GB decoded). Pass data_on_device=False "
+                "(--data-on-device off) and decode in DataLoader workers (num_workers, "
+                "--workers) or on the GPU (gpu_decode=True, --gpu-decode)")
+        return False
+    return device.type == "cuda" if data_on_device is None else data_on_device
+
+
+def _non_default(**pairs) -> dict:
+    return {key: value for key, (value, default) in pairs.items() if value != default}
 
 
 def resolve_device(device) -> torch.device:
@@ -513,11 +555,12 @@ def sample_steps(benchmark, epochs: int, first_task_epochs: int | None = None,
 
 
 def measure_images_per_second(device, batch_size: int, image_shape, num_classes: int,
-                              steps: int = 3) -> float:
-    """ResNet-32 training images per second on ``device``, from a few SGD steps on random data
-    (one warm-up step not counted): a rough guide for how long a run will take."""
+                              steps: int = 3, model: str = "resnet32") -> float:
+    """``model`` training images per second on ``device``, from a few SGD steps on random data
+    (one warm-up step not counted): a rough guide for how long a run will take. Data loading
+    is not counted (see benchmarks/imagenet_loader.py for IIRC-ImageNet's)."""
     device = resolve_device(device)
-    model = resnet32(num_classes).to(device)
+    model = build_model(model, num_classes).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     x = torch.randn(batch_size, *image_shape, device=device)
     y = torch.zeros(batch_size, num_classes, device=device)

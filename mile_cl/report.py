@@ -275,6 +275,11 @@ def reference_applies(results: list[dict]) -> str | None:
     """None when the IIRC paper's numbers may stand beside these runs (IIRC-CIFAR, all 115
     classes), else the reason they do not."""
     name, seen = benchmark_name(results[0]), num_seen(results[0])
+    if name.startswith("iirc_imagenet"):
+        # The paper plots IIRC-ImageNet curves, but we have no numbers sourced from it (none
+        # read off its plots and checked), so we print none rather than guess.
+        return (f"the benchmark is {name}; we have no sourced IIRC paper numbers for "
+                "IIRC-ImageNet, so none are shown")
     if name not in IIRC_CIFAR_NAMES:
         return f"the benchmark is {name}, not IIRC-CIFAR"
     if seen[-1] != IIRC_CIFAR_CLASSES:

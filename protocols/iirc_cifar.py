@@ -278,7 +278,8 @@ def announce_cost(args, benchmark) -> int:
     per_run = sample_steps(benchmark, args.epochs, args.first_task_epochs, args.num_tasks)
     image_shape = tuple(benchmark.train_stream[0].dataset[0][0].shape)
     speed = measure_images_per_second(args.resolved_device, args.batch_size, image_shape,
-                                      benchmark.num_classes)
+                                      benchmark.num_classes,
+                                      model=run_options(args).get("model", "resnet32"))
     seconds = runs * per_run / speed
     print(f"{runs} run(s) x {per_run:,} sample-steps (training images x epochs; replay and "
           f"MILe's teacher add more): about {_duration(seconds)} on "
@@ -299,10 +300,11 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def main(argv=None, *, parse=None, load=None) -> int:
+    """The CLI; ``parse``/``load`` let another protocol reuse it with its own flags and data."""
+    args = (parse_args if parse is None else parse)(argv)
     try:
-        return run_sweep(args)
+        return run_sweep(args, load)
     except RunInterrupted as interrupted:
         print(f"{interrupted}", file=sys.stderr)
         return 130
@@ -311,12 +313,21 @@ def main(argv=None) -> int:
         return 130
 
 
-def run_sweep(args) -> int:
+def run_options(args) -> dict:
+    """Extra ``run_iirc`` keywords another protocol's CLI sets (iirc_imagenet.py: model,
+    DataLoader workers, GPU decoding); none for IIRC-CIFAR."""
+    return dict(getattr(args, "run_options", {}))
+
+
+def run_sweep(args, load=None) -> int:
+    """Every run of the sweep, then the report. ``load(args, configuration)`` -> (benchmark,
+    info) builds the data (default: IIRC-CIFAR or the synthetic stand-in)."""
     out = Path(args.out)
+    load = load_benchmark if load is None else load
     from mile_cl.report import load_results, write_report
     for index, configuration in enumerate(args.configuration_ids):
         try:
-            benchmark, info = load_benchmark(args, configuration)
+            benchmark, info = load(args, configuration)
         except (OSError, ValueError) as error:     # missing files, failed download, bad data
             print(f"error: {error}", file=sys.stderr)
             return 2
@@ -336,7 +347,7 @@ def run_sweep(args) -> int:
                              selection=args.selection,
                              data_on_device={"auto": None, "on": True,
                                              "off": False}[args.data_on_device],
-                             benchmark_info=info)
+                             benchmark_info=info, **run_options(args))
                 except (ValueError, FloatingPointError) as error:
                     print(f"error: {error}", file=sys.stderr)
                     return 2

@@ -2,19 +2,33 @@
 
     python -m mile_cl.benchmarks                       # synthetic stand-in, offline
     python -m mile_cl.benchmarks --cifar data --download --configuration 3
+    python -m mile_cl.benchmarks imagenet --data-root /data/imagenet --variant lite
+
+Run the ImageNet one before a long job: it lists every file and applies the splits, so a
+missing class folder or a stray file shows up in seconds, not after the first GPU day.
 """
 import argparse
+import sys
 
 from mile_cl.benchmarks import iirc_cifar100, synthetic_iirc
+from mile_cl.benchmarks.imagenet import VARIANTS, ImageNetLayoutError, iirc_imagenet, wnid_words
+
+SHOWN_LABELS = 12      # per task; IIRC-ImageNet's tasks have 30 to 63 labels
 
 
-def describe(benchmark) -> str:
-    rows = [f"{'task':>4}  {'train':>6} {'intask':>6} {'post':>6} {'test':>6}  labels"]
+def describe(benchmark, names: dict | None = None) -> str:
+    """One row per task: split sizes and the labels it introduces (``names`` renames them)."""
+    names = names or {}
+    rows = [f"{'task':>4}  {'train':>7} {'intask':>6} {'post':>6} {'test':>6}  labels"]
     for k, task in enumerate(benchmark.tasks):
         sizes = [len(getattr(benchmark, f"{s}_stream")[k].dataset)
                  for s in ("train", "intask_valid", "posttask_valid", "test")]
-        names = ", ".join(benchmark.class_names[c] for c in task)
-        rows.append(f"{k:>4}  " + " ".join(f"{n:>6}" for n in sizes) + f"  {names}")
+        labels = [names.get(benchmark.class_names[c], benchmark.class_names[c]) for c in task]
+        shown = ", ".join(labels[:SHOWN_LABELS])
+        if len(labels) > SHOWN_LABELS:
+            shown += f", ... ({len(labels)} labels)"
+        rows.append(f"{k:>4}  {sizes[0]:>7} " + " ".join(f"{n:>6}" for n in sizes[1:])
+                    + f"  {shown}")
     rows.append(f"{len(benchmark.class_names)} labels in {len(benchmark.tasks)} tasks, "
                 f"{int((benchmark.parents >= 0).sum())} of them under a superclass")
     return "\n".join(rows)
@@ -22,16 +36,31 @@ def describe(benchmark) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Print an IIRC benchmark's tasks and sizes.")
+    parser.add_argument("benchmark", nargs="?", choices=("synthetic", "imagenet"),
+                        default="synthetic", help="which benchmark (CIFAR: --cifar ROOT)")
     parser.add_argument("--cifar", metavar="ROOT", help="IIRC-CIFAR from ROOT/cifar-100-python "
                         "(default: the synthetic stand-in)")
     parser.add_argument("--download", action="store_true", help="fetch CIFAR-100 into ROOT")
-    parser.add_argument("--configuration", type=int, default=0, help="task order 0..9")
+    parser.add_argument("--data-root", metavar="ROOT",
+                        help="imagenet: the folder holding train/<wnid>/ and val/<wnid>/")
+    parser.add_argument("--variant", choices=VARIANTS, default="lite", help="imagenet: lite "
+                        "(10 tasks) or full (35 tasks)")
+    parser.add_argument("--configuration", type=int, default=0,
+                        help="task order: 0..9 (synthetic, CIFAR), 0..4 (ImageNet)")
     args = parser.parse_args(argv)
-    if args.cifar:
-        benchmark = iirc_cifar100(args.cifar, args.configuration, download=args.download)
-    else:
-        benchmark = synthetic_iirc(configuration=args.configuration)
-    print(describe(benchmark))
+    try:
+        if args.benchmark == "imagenet":
+            if not args.data_root:
+                parser.error("imagenet needs --data-root ROOT (the folder with train/ and val/)")
+            benchmark = iirc_imagenet(args.data_root, args.variant, args.configuration)
+            print(describe(benchmark, wnid_words()))
+        elif args.cifar:
+            print(describe(iirc_cifar100(args.cifar, args.configuration, download=args.download)))
+        else:
+            print(describe(synthetic_iirc(configuration=args.configuration)))
+    except (ImageNetLayoutError, ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

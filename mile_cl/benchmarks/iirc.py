@@ -15,9 +15,13 @@ below are the reference package's (`iirc` 1.0.1 on PyPI, chandar-lab/IIRC's
 - global class ids follow the order of first appearance in the task list.
 
 Images are stored once; each experience is an index array into them plus its label matrix.
+They are either a uint8 array (IIRC-CIFAR) or a list of image files (IIRC-ImageNet: 1.28 M
+files never fit in memory), in which case an item's x is the file's path and the transforms
+decode it, in the DataLoader's workers.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -48,10 +52,37 @@ def iirc_eval_transform(mean=CIFAR_MEAN, std=CIFAR_STD):
     return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
 
 
-class LabelledImages(Dataset):
-    """Images picked from a shared uint8 array, each with a multi-hot label vector.
+class ImageFiles:
+    """The image files of one split: ``root`` plus relative paths, indexable like an array.
 
-    ``images`` is the whole split's [N, 3, H, W] uint8 tensor (shared, never copied);
+    ``files[i]`` is the i-th file's full path (str); ``files[index_array]`` is a numpy array
+    of full paths. Paths are kept as one bytes array (38 MB for ImageNet's 1.28 M files
+    instead of 1.28 M Python strings), which DataLoader workers share without copying.
+    """
+
+    def __init__(self, root: str | os.PathLike, relative_paths: Sequence[str]):
+        self.root = os.fspath(root)
+        self._relative = np.array([os.fsencode(p) for p in relative_paths], dtype=bytes)
+
+    def __len__(self):
+        return len(self._relative)
+
+    def __getitem__(self, index):
+        picked = self._relative[np.asarray(index)]
+        if picked.ndim == 0:
+            return os.path.join(self.root, os.fsdecode(picked.item()))
+        return np.array([os.path.join(self.root, os.fsdecode(p)) for p in picked], dtype=object)
+
+    @property
+    def relative_paths(self) -> list[str]:
+        return [os.fsdecode(p) for p in self._relative]
+
+
+class LabelledImages(Dataset):
+    """Images picked from a shared store, each with a multi-hot label vector.
+
+    ``images`` is the whole split's [N, 3, H, W] uint8 tensor (shared, never copied), or an
+    ``ImageFiles`` / array of paths, whose items are paths the transforms decode;
     ``image_ids`` picks this dataset's samples from it; ``labels`` is bool [n, C].
     Items are (uint8 image [3, H, W], float multi-hot [C]).
     """
@@ -65,7 +96,7 @@ class LabelledImages(Dataset):
         return len(self.image_ids)
 
     def __getitem__(self, i):
-        return self.images[self.image_ids[i]], self.labels[i].float()
+        return self.images[int(self.image_ids[i])], self.labels[i].float()
 
 
 @dataclass(frozen=True)
@@ -97,6 +128,12 @@ class IIRCBenchmark(CLScenario):
         self.parents = hierarchy.parents
         self._seen_counts = np.cumsum([len(t) for t in self.tasks])
         self._joint = joint_data
+
+    @property
+    def image_files(self) -> bool:
+        """True when items are image files decoded on access (IIRC-ImageNet), False when
+        they are uint8 arrays in memory."""
+        return isinstance(self._joint["images"], ImageFiles)
 
     @property
     def num_classes(self) -> int:
@@ -163,6 +200,7 @@ def make_iirc_benchmark(
     posttask_valid_pct: float = 0.1,
     train_transform: Callable | None = None,
     eval_transform: Callable | None = None,
+    allow_unscheduled: bool = False,
 ) -> IIRCBenchmark:
     """Build the IIRC streams.
 
@@ -172,12 +210,24 @@ def make_iirc_benchmark(
     superclasses), every label exactly once, each superclass strictly before its subclasses.
     Transforms act on uint8 [3, H, W] tensors; defaults are IIRC-CIFAR's augmentation and
     normalisation.
+
+    Path-backed images: ``train_images``/``test_images`` may instead be ``ImageFiles`` (or
+    sequences of paths), in file order; items then carry the path and the transforms must
+    decode it (``mile_cl.benchmarks.imagenet`` has them). ``allow_unscheduled=True`` lets
+    labels appear in no task (IIRC-ImageNet-lite schedules 333 of its 1083 labels): their
+    samples still count where the rules count them (the superclass cap) and still serve
+    their scheduled superclass, but never show the unscheduled label.
     """
-    train_x = _images_as_chw(train_images, "train_images")
-    test_x = _images_as_chw(test_images, "test_images")
+    train_x = _image_store(train_images, "train_images")
+    test_x = _image_store(test_images, "test_images")
+    if (isinstance(train_x, ImageFiles) or isinstance(test_x, ImageFiles)) and (
+            train_transform is None or eval_transform is None):
+        raise ValueError("path-backed images need train_transform and eval_transform that "
+                         "decode a path, e.g. mile_cl.benchmarks.imagenet_train_transform() "
+                         "and imagenet_eval_transform()")
     train_y = _fine_labels(train_labels, len(train_x), len(class_names), "train_labels")
     test_y = _fine_labels(test_labels, len(test_x), len(class_names), "test_labels")
-    labels = _resolve_hierarchy(class_names, hierarchy, tasks)
+    labels = _resolve_hierarchy(class_names, hierarchy, tasks, allow_unscheduled)
     _check_no_empty_class(train_y, test_y, class_names)
 
     fine_ids = np.arange(len(class_names))
@@ -211,10 +261,22 @@ def make_iirc_benchmark(
     joint_data = dict(images=train_x, complete=_complete_labels(train_y, labels), groups=groups,
                       pools={split: [ids for ids, _, _ in split_members[split]]
                              for split in ("train", "intask_valid")})
-    return IIRCBenchmark(streams, labels, hierarchy, joint_data)
+    scheduled = set(labels.class_names)
+    shown_hierarchy = {sup: [c for c in subs if c in scheduled]
+                       for sup, subs in hierarchy.items() if sup in scheduled}
+    return IIRCBenchmark(streams, labels, shown_hierarchy, joint_data)
 
 
 # --- input checks -------------------------------------------------------------------------
+
+def _image_store(images, name: str):
+    """uint8 arrays -> a [N, 3, H, W] view; paths -> ``ImageFiles``."""
+    if isinstance(images, ImageFiles):
+        return images
+    if isinstance(images, (list, tuple)) and images and isinstance(images[0], (str, os.PathLike)):
+        return ImageFiles("", [os.fspath(p) for p in images])
+    return _images_as_chw(images, name)
+
 
 def _images_as_chw(images, name: str) -> torch.Tensor:
     """A [N, 3, H, W] view of uint8 [N, H, W, 3] images (no copy)."""
@@ -251,8 +313,9 @@ def _check_no_empty_class(train_y, test_y, class_names) -> None:
                              "from class_names, the hierarchy and the tasks, or add images")
 
 
-def _resolve_hierarchy(class_names, hierarchy, tasks) -> _Hierarchy:
-    """Check the hierarchy and task order; give every label its global id."""
+def _resolve_hierarchy(class_names, hierarchy, tasks, allow_unscheduled=False) -> _Hierarchy:
+    """Check the hierarchy and task order; give every scheduled label its global id (-1 in
+    ``fine_to_global`` / ``fine_parent`` for a label in no task)."""
     class_names = list(class_names)
     fine_index = {name: i for i, name in enumerate(class_names)}
     if len(fine_index) != len(class_names):
@@ -289,11 +352,11 @@ def _resolve_hierarchy(class_names, hierarchy, tasks) -> _Hierarchy:
             task_of[name] = t
             order.append(name)
     missing = sorted(all_labels - set(task_of))
-    if missing:
+    if missing and not allow_unscheduled:
         raise ValueError(f"these labels are in no task: {missing[:10]}; every fine class and "
                          "superclass must appear in exactly one task")
     for sub, sup in fine_parent_name.items():
-        if task_of[sub] <= task_of[sup]:
+        if sub in task_of and sup in task_of and task_of[sub] <= task_of[sup]:
             raise ValueError(f"subclass {sub!r} is scheduled in task {task_of[sub]}, not after "
                              f"its superclass {sup!r} (task {task_of[sup]}); a superclass must "
                              "come in an earlier task than all of its subclasses")
@@ -301,10 +364,11 @@ def _resolve_hierarchy(class_names, hierarchy, tasks) -> _Hierarchy:
     global_id = {name: i for i, name in enumerate(order)}
     parents = torch.full((len(order),), -1, dtype=torch.long)
     for sub, sup in fine_parent_name.items():
-        parents[global_id[sub]] = global_id[sup]
-    fine_to_global = np.array([global_id[n] for n in class_names], dtype=np.int64)
-    fine_parent = np.array([global_id[fine_parent_name[n]] if n in fine_parent_name else -1
-                            for n in class_names], dtype=np.int64)
+        if sub in global_id and sup in global_id:
+            parents[global_id[sub]] = global_id[sup]
+    fine_to_global = np.array([global_id.get(n, -1) for n in class_names], dtype=np.int64)
+    fine_parent = np.array([global_id.get(fine_parent_name.get(n), -1) for n in class_names],
+                           dtype=np.int64)
     task_ids = [[global_id[n] for n in task] for task in tasks]
     return _Hierarchy(order, parents, fine_to_global, fine_parent, task_ids)
 
@@ -358,14 +422,18 @@ def _incomplete_info_members(pool, y, labels: _Hierarchy, *, superclass_pct, sub
         own = labels.fine_to_global[fine]
         parent = labels.fine_parent[fine]
         if parent < 0:
-            chunks_per_task[task_of[own]].append((ids, own))
+            if own >= 0:
+                chunks_per_task[task_of[own]].append((ids, own))
             continue
         pct = superclass_pct
         if n_subclasses[parent] > cap:
             pct = cap / n_subclasses[parent] * superclass_pct
         n_super, n_sub = int(pct * n), int(subclass_pct * n)
         chunks_per_task[task_of[parent]].append((ids[:n_super], parent))
-        chunks_per_task[task_of[own]].append((ids[n - n_sub:], own))
+        if own >= 0:      # an unscheduled subclass still lends samples to its superclass
+            # The reference slices [-n_sub:], which for n_sub == 0 (fewer than 2 samples in
+            # the split, as in a tiny validation split) is the WHOLE list, not none of it.
+            chunks_per_task[task_of[own]].append((ids[-n_sub:], own))
 
     members = []
     for chunks in chunks_per_task:
@@ -385,7 +453,8 @@ def _complete_labels(y, labels: _Hierarchy) -> torch.Tensor:
     own = labels.fine_to_global[y]
     parent = labels.fine_parent[y]
     complete = torch.zeros(len(y), len(labels.class_names), dtype=torch.bool)
-    complete[torch.arange(len(y)), torch.from_numpy(own)] = True
+    rows = np.flatnonzero(own >= 0)
+    complete[torch.from_numpy(rows), torch.from_numpy(own[rows])] = True
     rows = np.flatnonzero(parent >= 0)
     complete[torch.from_numpy(rows), torch.from_numpy(parent[rows])] = True
     return complete
@@ -403,7 +472,7 @@ def _complete_info_members(pool, y, labels: _Hierarchy):
 
     members = []
     for t in range(len(labels.tasks)):
-        by_own = task_of[own] == t
+        by_own = (own >= 0) & (task_of[np.maximum(own, 0)] == t)
         by_parent = (parent >= 0) & (task_of[np.maximum(parent, 0)] == t)
         keep = np.flatnonzero(by_own | by_parent)
         standin = np.where(by_own[keep], own[keep], parent[keep])
