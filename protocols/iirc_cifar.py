@@ -109,11 +109,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     mile = parser.add_argument_group("MILe knobs (with --mile on/both)")
     mile.add_argument("--mile-interactive-epochs", type=positive_float,
-                      default=MILE_DEFAULTS["interactive_epochs"],
+                      default=MILE_DEFAULTS.interactive_epochs,
                       help="ground-truth phase length, in epochs of the current task "
                            "(default: %(default)s)")
     mile.add_argument("--mile-imitation-epochs", type=positive_float,
-                      default=MILE_DEFAULTS["imitation_epochs"],
+                      default=MILE_DEFAULTS.imitation_epochs,
                       help="pseudo-label phase length, in epochs (default: %(default)s)")
     mile.add_argument("--mile-interactive-steps", type=positive_int, default=None,
                       help="phase length in steps instead of epochs")
@@ -122,7 +122,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     mile.add_argument("--mile-threshold", type=probability, default=0.5,
                       help="pseudo-label threshold on the teacher's sigmoids (default: 0.5)")
     mile.add_argument("--mile-ground-truth", choices=("keep", "drop"),
-                      default="keep" if MILE_DEFAULTS["keep_ground_truth"] else "drop",
+                      default="keep" if MILE_DEFAULTS.keep_ground_truth else "drop",
                       help="OR the ground truth into the pseudo-labels (default: keep)")
     mile.add_argument("--prior-bias", action="store_true",
                       help="start the head's bias at -log(C), as the MILe authors do, in every "
