@@ -24,10 +24,23 @@ EVAL_BATCH_SIZE = 1000
 SEED = 100
 
 
-def about(help_text: str, **cli) -> dict:
-    """A field's metadata: its help text, and optionally how the CLI reads it (``parse``: a
-    function str -> value, ``flag``: another flag name, ``choices``)."""
-    return {"help": help_text, **cli}
+def about(help_text: str, group: str = "mile", **cli) -> dict:
+    """A field's metadata: its help text, its section in ``--help`` (what, recipe, data,
+    mile), and how the CLI reads a value where its type does not say (``low``: the smallest
+    value allowed, inclusive; ``below``: a strict upper bound; ``choices``)."""
+    return {"help": help_text, "group": group, **cli}
+
+
+def what(help_text: str, **cli) -> dict:
+    return about(help_text, "what", **cli)
+
+
+def recipe(help_text: str, **cli) -> dict:
+    return about(help_text, "recipe", **cli)
+
+
+def data(help_text: str, **cli) -> dict:
+    return about(help_text, "data", **cli)
 
 
 @dataclass(frozen=True)
@@ -39,7 +52,8 @@ class MILeConfig:
     imitation_steps: int | None = field(default=None, metadata=about(
         "pseudo-label phase length in steps (instead of epochs)"))
     threshold: float = field(default=0.5, metadata=about(
-        "pseudo-label threshold on the teacher's sigmoids, strictly between 0 and 1"))
+        "pseudo-label threshold on the teacher's sigmoids, strictly between 0 and 1",
+        below=1))
     keep_ground_truth: bool = field(default=False, metadata=about(
         "OR the ground truth into the pseudo-labels"))
     interactive_epochs: float | None = field(default=None, metadata=about(
@@ -56,13 +70,21 @@ class MILeConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> MILeConfig:
-        """From plugin keywords; a phase given in steps drops that phase's default epochs."""
+        """From MILePlugin keywords, with the plugin's defaults for the others."""
         _check_keys(cls, values, "mile")
-        values = dict(values)
-        for phase in ("interactive", "imitation"):
-            if values.get(f"{phase}_steps") is not None:
-                values.setdefault(f"{phase}_epochs", None)
         return cls(**values)
+
+    def with_changes(self, **changes) -> MILeConfig:
+        """These settings with ``changes``; a phase given in steps drops that phase's epochs
+        (and one given in epochs its steps), since the plugin takes one or the other."""
+        _check_keys(type(self), changes, "mile")
+        values = dataclasses.asdict(self)
+        for phase in ("interactive", "imitation"):
+            for given, other in (("steps", "epochs"), ("epochs", "steps")):
+                if changes.get(f"{phase}_{given}") is not None:
+                    values[f"{phase}_{other}"] = None
+        values.update(changes)
+        return type(self)(**values)
 
 
 SELECTIONS = ("intask",)
@@ -74,47 +96,46 @@ class RunConfig:
     starts (``run_iirc`` saves the resolved values in results.json)."""
 
     # --- what to run
-    benchmark: str | None = field(default=None, metadata=about(
-        "benchmark name: " + ", ".join(("iirc_cifar100", "synthetic_iirc")) + " (None in "
-        "library use: the benchmark object given to run_iirc)"))
-    configuration: int = field(default=0, metadata=about(
-        "IIRC task order, 0..9"))
-    strategy: str = field(default="er", metadata=about("baseline, a name from strategies.NAMES"))
-    mile: MILeConfig | None = field(default=None, metadata=about(
+    benchmark: str | None = field(default=None, metadata=what(
+        "benchmark name: iirc_cifar100 or synthetic_iirc (None in library use: the benchmark "
+        "object given to run_iirc)"))
+    configuration: int = field(default=0, metadata=what("IIRC task order, 0..9", low=0))
+    strategy: str = field(default="er", metadata=what("baseline, a name from strategies.NAMES"))
+    mile: MILeConfig | None = field(default=None, metadata=what(
         "MILe's settings, or None for MILe off"))
-    seed: int = field(default=SEED, metadata=about("random seed (IIRC's is 100)"))
+    seed: int = field(default=SEED, metadata=what("random seed (IIRC's is 100)", low=0))
     # --- the recipe
-    epochs: int = field(default=EPOCHS, metadata=about("epochs per task"))
-    first_task_epochs: int | None = field(default=None, metadata=about(
-        "epochs for task 0 (None: twice epochs)"))
-    lr: float = field(default=LR, metadata=about("SGD learning rate"))
-    momentum: float = field(default=MOMENTUM, metadata=about("SGD momentum"))
-    weight_decay: float = field(default=WEIGHT_DECAY, metadata=about("SGD weight decay"))
-    batch_size: int = field(default=BATCH_SIZE, metadata=about("training minibatch size"))
-    eval_batch_size: int = field(default=EVAL_BATCH_SIZE, metadata=about(
+    epochs: int = field(default=EPOCHS, metadata=recipe("epochs per task"))
+    first_task_epochs: int | None = field(default=None, metadata=recipe(
+        "epochs for task 0 (default: twice epochs)"))
+    lr: float = field(default=LR, metadata=recipe("SGD learning rate"))
+    momentum: float = field(default=MOMENTUM, metadata=recipe("SGD momentum", low=0))
+    weight_decay: float = field(default=WEIGHT_DECAY, metadata=recipe("SGD weight decay", low=0))
+    batch_size: int = field(default=BATCH_SIZE, metadata=recipe("training minibatch size"))
+    eval_batch_size: int = field(default=EVAL_BATCH_SIZE, metadata=recipe(
         "evaluation minibatch size"))
-    num_tasks: int | None = field(default=None, metadata=about(
-        "run only the first N tasks (None: all)"))
-    fast_dev_run: bool = field(default=False, metadata=about(
+    num_tasks: int | None = field(default=None, metadata=recipe(
+        "run only the first N tasks (default: all)"))
+    fast_dev_run: bool = field(default=False, metadata=recipe(
         "a few steps of everything: 3 tasks, 1 epoch of 2 minibatches of at most 32"))
-    prior_bias: bool = field(default=False, metadata=about(
+    prior_bias: bool = field(default=False, metadata=recipe(
         "start the head's bias at -log(C), as the MILe authors do, with and without MILe"))
-    selection: str = field(default="intask", metadata=about(
-        "which validation split picks the learning-rate steps and the best epoch: intask "
+    selection: str = field(default="intask", metadata=recipe(
+        "the validation split that steps the learning rate and picks the best epoch: intask "
         "(IIRC's protocol; the only mode in this version)", choices=SELECTIONS))
-    strategy_overrides: dict = field(default_factory=dict, metadata=about(
-        "keyword arguments for strategies.build, e.g. {\"mem_size\": 200}"))
+    strategy_overrides: dict = field(default_factory=dict, metadata=recipe(
+        "keyword arguments for strategies.build, as JSON, e.g. '{\"mem_size\": 200}'"))
     # --- data and device
-    data_root: str = field(default="data", metadata=about(
+    data_root: str = field(default="data", metadata=data(
         "folder with cifar-100-python/ (IIRC-CIFAR)"))
-    synthetic_per_class: tuple[int, int] = field(default=(30, 5), metadata=about(
-        "synthetic_iirc's train and test images per fine class (CIFAR's own: 500,100)"))
-    device: str | None = field(default=None, metadata=about(
-        "cuda, cuda:N or cpu (None: cuda if available)"))
-    data_on_device: bool | None = field(default=None, metadata=about(
-        "keep the images on the device and augment there (None: on with CUDA)"))
-    precision: str | None = field(default=None, metadata=about(
-        "with data on the device: bf16 autocast or fp32 (None: bf16 on CUDA)",
+    synthetic_per_class: tuple[int, int] = field(default=(30, 5), metadata=data(
+        "synthetic_iirc's train,test images per fine class (CIFAR's own: 500,100)"))
+    device: str | None = field(default=None, metadata=data(
+        "cuda, cuda:N or cpu (default: cuda if available)"))
+    data_on_device: bool | None = field(default=None, metadata=data(
+        "keep the images on the device and augment there (default: on with CUDA)"))
+    precision: str | None = field(default=None, metadata=data(
+        "with data on the device: bf16 autocast or fp32 (default: bf16 on CUDA)",
         choices=("bf16", "fp32")))
 
     def __post_init__(self):

@@ -431,6 +431,18 @@ def _check_out_dir(out: Path, config: dict, resume: bool):
     return None, None
 
 
+def check_run_folder(benchmark, config: RunConfig, out_dir, resume: bool) -> None:
+    """ValueError unless ``out_dir`` is free for ``config``'s run, or (``resume``) holds this
+    very run: what ``run_iirc`` checks first, for a sweep to check every run before any
+    training. ``benchmark`` is only needed with ``resume``."""
+    if not resume:
+        _check_out_dir(Path(out_dir), {}, resume=False)
+        return
+    device = resolve_device(config.device)
+    resolved = resolve(config, device, len(benchmark.tasks))
+    _check_out_dir(Path(out_dir), run_identity(resolved, benchmark, device), resume=True)
+
+
 def _load_checkpoint(path: Path) -> dict:
     saved = load_torch(path)
     if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:

@@ -16,10 +16,10 @@ def test_mile_config_mirrors_the_plugins_keywords_and_defaults():
     assert fields == keywords
 
 
-def test_mile_config_from_steps_drops_the_default_epochs():
-    mile = MILeConfig.from_dict({"interactive_steps": 5, "imitation_steps": 2,
-                                 "interactive_epochs": None, "imitation_epochs": None})
+def test_mile_config_changed_to_steps_drops_the_default_epochs():
+    mile = MILE_DEFAULTS.with_changes(interactive_steps=5, threshold=0.7)
     assert mile.interactive_steps == 5 and mile.interactive_epochs is None
+    assert mile.imitation_epochs == 1 and mile.threshold == 0.7 and mile.keep_ground_truth
     assert as_mile_config(True) is MILE_DEFAULTS and as_mile_config(False) is None
     with pytest.raises(ValueError, match="threshold must be in"):
         MILeConfig(interactive_steps=1, imitation_steps=1, threshold=1.5)
