@@ -22,7 +22,7 @@ import typing
 from dataclasses import fields
 from pathlib import Path
 
-from mile_cl.config import MILE_DEFAULTS, MILeConfig, RunConfig, load_benchmark
+from mile_cl.config import BENCHMARKS, MILE_DEFAULTS, MILeConfig, RunConfig, load_benchmark
 from mile_cl.execution import Job, ray_missing_message, run_on_ray, run_sequential
 from mile_cl.protocol import (
     FAST_DEV_BATCH_SIZE,
@@ -157,6 +157,9 @@ def _add_field_flag(group, f, defaults: dict) -> None:
         group.add_argument("--mile", choices=tuple(MILE_CHOICES), default=argparse.SUPPRESS,
                            help="run each strategy without MILe, with it, or both (default: "
                                 f"{shown.get(repr(default), 'off')})")
+    elif f.name == "benchmark":
+        group.add_argument("--benchmark", choices=tuple(BENCHMARKS), default=argparse.SUPPRESS,
+                           help=f"{f.metadata['help']} (default: {default})")
     else:
         _add_flag(group, RunConfig, f, f"--{f.name.replace('_', '-')}", f.name, default)
 
@@ -291,9 +294,10 @@ def sweep_settings(args, defaults: dict) -> dict:
         settings["configuration"] = parse_configurations(args.configurations)
     if hasattr(args, "mile"):
         settings["mile"] = _mile_axis(args.mile, settings.get("mile"))
-    for name in ("data_root",):
-        if isinstance(settings.get(name), str):
-            settings[name] = os.path.abspath(settings[name])
+    # Absolute, as every run's config records it: a Ray worker's working folder may differ.
+    data_root = settings.get("data_root", RunConfig.data_root)
+    if isinstance(data_root, str):
+        settings["data_root"] = os.path.abspath(data_root)
     return settings
 
 
@@ -375,12 +379,13 @@ def run_sample_steps(benchmark, config: RunConfig) -> int:
 
 
 def dry_run(args, benchmarks: Benchmarks) -> int:
-    rows = []
+    rows, problems = [], []
     for job in args.jobs:
         try:
             steps = f"{run_sample_steps(benchmarks(job.config), job.config):,}"
-        except (OSError, ValueError) as error:
-            steps = f"? ({str(error).splitlines()[0][:60]})"
+        except (OSError, ValueError) as error:       # e.g. no data on this machine yet
+            steps = "?"
+            problems.append(str(error).splitlines()[0])
         rows.append((job.label, str(job.config.configuration), str(job.out_dir), steps))
     headers = ("label", "configuration", "folder", "sample-steps")
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(3)]
@@ -388,6 +393,8 @@ def dry_run(args, benchmarks: Benchmarks) -> int:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
               + "  " + row[3])
     print(f"{len(rows)} run(s)")
+    if problems:
+        print(f"sample-steps unknown where '?': {problems[0]}")
     return 0
 
 

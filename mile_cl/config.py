@@ -97,8 +97,7 @@ class RunConfig:
 
     # --- what to run
     benchmark: str | None = field(default=None, metadata=what(
-        "benchmark name: iirc_cifar100 or synthetic_iirc (None in library use: the benchmark "
-        "object given to run_iirc)"))
+        "benchmark name (in library use, None: the benchmark object given to run_iirc)"))
     configuration: int = field(default=0, metadata=what("IIRC task order, 0..9", low=0))
     strategy: str = field(default="er", metadata=what("baseline, a name from strategies.NAMES"))
     mile: MILeConfig | None = field(default=None, metadata=what(

@@ -7,7 +7,7 @@ synopsis:
 description:
   Every (strategy, MILe off/on, task configuration) run trains ResNet-32 over IIRC-CIFAR's
   22 tasks with the IIRC recipe and is evaluated after each task. A run is one RunConfig
-  (mile_cl/config.py): each flag below is one of its fields. Each run writes
+  (mile_cl/config.py): each flag above is one of its fields. Each run writes
   OUT/<strategy>[+mile]/config<k>/results.json (its whole config, package versions, git
   commit, host, GPU, wall time; a checkpoint after every task; TensorBoard logs). When all
   runs are done, OUT gets the comparison: comparison.md, runs.csv, union_pwjs.png and
@@ -19,7 +19,7 @@ description:
   needs an explicit --device cpu (without a GPU, try --synthetic --fast-dev-run first).
 
 sweep files:
-  --config FILE reads YAML whose keys are the fields below in snake_case (strategy, mile,
+  --config FILE reads YAML whose keys are the fields above in snake_case (strategy, mile,
   configuration, epochs, prior_bias, ...); a list is a grid axis, the runs are the product
   of the axes; flags override the file. mile: false (off), true (the protocol's MILe), or a
   mapping of --mile-* knobs; [false, true] is both. An unknown key or a value of the wrong
