@@ -194,8 +194,10 @@ def _check_types(config) -> None:
     for f in fields(config):
         value = getattr(config, f.name)
         if not _is_instance(value, hints[f.name]):
+            also = (" (RunConfig.from_dict also takes True or a dict of MILePlugin keywords)"
+                    if f.name == "mile" else "")
             raise TypeError(f"{f.name} must be {_type_name(hints[f.name])}, got {value!r} "
-                            f"({type(value).__name__})")
+                            f"({type(value).__name__}){also}")
 
 
 def _is_instance(value, hint) -> bool:
