@@ -242,7 +242,11 @@ def parse_args(argv=None, *, prog: str, doc: str, defaults: dict, out: str):
     args = parser.parse_args(argv)
     try:
         settings = sweep_settings(args, defaults)
-        configs = [replace_mile(c, **mile_knobs(args)) for c in expand(settings)]
+        configs = []
+        for config in expand(settings):
+            config = replace_mile(config, **mile_knobs(args))
+            if config not in configs:      # --mile-* flags can make two MILe variants one
+                configs.append(config)
     except (TypeError, ValueError) as error:
         parser.error(_flag_named(str(error)))
     args.configs = configs
@@ -401,11 +405,12 @@ def dry_run(args, benchmarks: Benchmarks) -> int:
 def announce_cost(args, benchmarks: Benchmarks) -> int:
     """Print the sweep's size and estimated time; 2 if it is a long CPU sweep that was not
     asked for explicitly, else 0."""
+    # Loads every run's data: missing files or a failed download show before any training.
+    steps = [run_sample_steps(benchmarks(job.config), job.config) for job in args.jobs]
     if all(job.config.fast_dev_run for job in args.jobs):
         print(f"fast dev run: {FAST_DEV_TASKS} tasks, {FAST_DEV_STEPS} minibatches per epoch",
               file=sys.stderr)
         return 0
-    steps = [run_sample_steps(benchmarks(job.config), job.config) for job in args.jobs]
     first = args.jobs[0].config
     benchmark = benchmarks(first)
     image_shape = tuple(benchmark.train_stream[0].dataset[0][0].shape)
@@ -455,7 +460,8 @@ def main(argv=None, *, prog: str, doc: str, defaults: dict, out: str) -> int:
         print(f"{interrupted}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
-        print("interrupted before any task finished", file=sys.stderr)
+        print("interrupted; every finished task is kept: rerun with --resume to continue",
+              file=sys.stderr)
         return 130
 
 
@@ -464,8 +470,6 @@ def run_sweep(args) -> int:
     if args.dry_run:
         return dry_run(args, benchmarks)
     try:
-        for job in args.jobs:                  # missing files, failed download, bad data
-            benchmarks(job.config)
         if announce_cost(args, benchmarks):
             return 2
         check_folders(args, benchmarks)

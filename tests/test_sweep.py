@@ -96,3 +96,16 @@ def test_workers_without_ray_says_how_to_install_it(capsys, tmp_path, monkeypatc
     status, _, err = main(capsys, "--synthetic", "--fast-dev-run", "--workers", "2",
                           "--out", str(tmp_path / "runs"))
     assert status == 2 and 'pip install -e ".[ray]"' in err
+
+
+def test_help_reads_like_a_man_page(capsys):
+    status, out, _ = main(capsys, "--help")
+    assert status == 0
+    for section in ("synopsis:", "description:", "sweep files:", "execution:", "examples:",
+                    "exit status:", "the recipe:", "MILe knobs", "sweep and execution:"):
+        assert section in out, section
+    # a flag for every RunConfig field, because the field exists
+    for flag in ("--momentum X", "--weight-decay X", "--eval-batch-size N", "--selection",
+                 "--prior-bias, --no-prior-bias", "--mile-threshold X", "--workers N",
+                 "--gpus-per-run F", "--ray-address ADDR"):
+        assert flag in out, flag
