@@ -466,9 +466,9 @@ def main(argv=None, *, prog: str, doc: str, defaults: dict, out: str) -> int:
 
 
 def run_sweep(args) -> int:
+    if args.dry_run:            # reads the data that is there, downloads nothing
+        return dry_run(args, Benchmarks(download=False))
     benchmarks = Benchmarks(download=args.download)
-    if args.dry_run:
-        return dry_run(args, benchmarks)
     try:
         if announce_cost(args, benchmarks):
             return 2

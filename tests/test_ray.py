@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import ray  # in the test extra: CI runs these tests, never skips them
 import torch
 from avalanche.core import SupervisedPlugin
 
 from mile_cl.config import MILE_DEFAULTS, RunConfig
 from mile_cl.execution import Job, run_on_ray, run_sequential
 
-ray = pytest.importorskip("ray", reason="Ray is in the test extra: pip install -e '.[test]'")
 pytestmark = pytest.mark.filterwarnings("ignore")       # Ray's own start-up chatter
 COMPARED = ("union_avg", "R", "forgetting", "hierarchy", "posttask_valid", "selection_history")
 REPO = Path(__file__).resolve().parents[1]
