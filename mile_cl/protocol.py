@@ -15,8 +15,11 @@ import hashlib
 import json
 import math
 import platform
+import socket
+import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -35,13 +38,22 @@ from mile_cl.checkpoint import (
     seed_everything,
     set_rng_state,
 )
+
+# MILe's protocol defaults live with the run's description (re-exported for scripts).
+from mile_cl.config import (  # noqa: F401
+    BENCHMARK_SETTINGS,
+    DATA_SETTINGS,
+    MILE_DEFAULTS,
+    MILE_ONE_TEACHER,
+    RunConfig,
+)
 from mile_cl.device_data import DeviceDataPlugin
 from mile_cl.jpeg_device import JpegDecodePlugin
 from mile_cl.metrics import IIRCResults
 from mile_cl.mile_metrics import mile_metrics
-from mile_cl.models import MODELS, build_model
+from mile_cl.models import build_model
 from mile_cl.plugin import MILePlugin, init_output_bias
-from mile_cl.recipe import (
+from mile_cl.recipe import (  # noqa: F401  (re-exported: scripts read the recipe here)
     BATCH_SIZE,
     EPOCHS,
     EVAL_BATCH_SIZE,
@@ -50,17 +62,8 @@ from mile_cl.recipe import (
     WEIGHT_DECAY,
     first_task_epochs_of,
 )
-from mile_cl.selection import SELECTION_MODES, PlateauSelection
+from mile_cl.selection import PlateauSelection
 
-# MILe's defaults in the protocol: the variant that measured best on superclass recall
-# without losing pw-JS against ER (benchmarks/mile_iirc_sweep.py; README, "What we measured
-# about MILe on IIRC"): phase lengths of one epoch (IIRC tasks differ in size), the ground truth
-# kept, old classes labelled by the model as the previous task left it, IIRC's mean loss.
-# The plugin's own defaults stay the authors'.
-MILE_DEFAULTS = dict(interactive_epochs=1, imitation_epochs=1, keep_ground_truth=True,
-                     old_class_teacher="previous")
-# The protocol's MILe default until that sweep (one teacher): to reproduce earlier runs.
-MILE_ONE_TEACHER = dict(interactive_epochs=1, imitation_epochs=1, keep_ground_truth=True)
 COSINE_HEAD = {"icarl_norm", "lucir"}
 FAST_DEV_STEPS = 2            # minibatches per epoch with fast_dev_run
 FAST_DEV_TASKS = 3
@@ -80,20 +83,15 @@ class RunInterrupted(KeyboardInterrupt):
         super().__init__(f"interrupted after task {tasks_done} of {num_tasks}{where}")
 
 
-def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
-             first_task_epochs: int | None = None, device=None, seed: int = 100,
-             out_dir=None, batch_size: int = BATCH_SIZE, lr: float = LR,
-             momentum: float = MOMENTUM, weight_decay: float = WEIGHT_DECAY,
-             eval_batch_size: int = EVAL_BATCH_SIZE, num_tasks: int | None = None,
-             fast_dev_run: bool = False, resume: bool = False, progress: bool = True,
-             benchmark_info: dict | None = None, strategy_overrides: dict | None = None,
-             prior_bias: bool = False, data_on_device: bool | None = None,
-             precision: str | None = None, selection: str = "intask", model: str = "resnet32",
-             num_workers: int = 0, pin_memory: bool = False, persistent_workers: bool = False,
-             gpu_decode: bool = False) -> dict:
-    """Run ``strategy`` (a name from ``strategies.NAMES``) over ``benchmark``'s tasks.
+def run_iirc(benchmark, config: RunConfig | str, *, out_dir=None, resume: bool = False,
+             progress: bool = True, plugins=(), on_task_end=None, benchmark_info=None,
+             **settings) -> dict:
+    """Run one IIRC protocol run, ``config`` (a ``RunConfig``), over ``benchmark``'s tasks.
 
-    ``mile``: None (off), True (``MILE_DEFAULTS``) or a dict of ``MILePlugin`` keywords.
+    The keyword form ``run_iirc(benchmark, "er", mile=True, epochs=140, ...)`` builds the
+    RunConfig from a strategy name and RunConfig fields as keywords (``benchmark_info``: more
+    fields, such as the benchmark's name). ``mile``: None (off), True (``MILE_DEFAULTS``), a
+    dict of ``MILePlugin`` keywords or a ``MILeConfig``.
     ``data_on_device`` (default: on CUDA): keep the images on the device and augment batches
     there (``mile_cl.device_data.DeviceDataPlugin``, bf16 autocast and channels_last on CUDA
     unless ``precision="fp32"``).
@@ -113,55 +111,32 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
     ``fast_dev_run``: 1 epoch of ``FAST_DEV_STEPS`` minibatches of at most
     ``FAST_DEV_BATCH_SIZE`` on the first ``FAST_DEV_TASKS`` tasks, to check that everything
     runs. With ``out_dir``, a checkpoint is written after every task and ``resume=True``
-    continues from the last one; a finished run is returned as saved. Returns the results
-    dict (see ``results.json``).
+    continues from the last one; a finished run is returned as saved. ``plugins``: more
+    Avalanche plugins for the strategy; ``on_task_end(summary)`` is called with a one-line
+    summary after each task. Returns the results dict (see ``results.json``).
     """
-    if strategy not in strategies.NAMES:
-        raise ValueError(f"unknown strategy {strategy!r}; valid names: "
-                         f"{', '.join(strategies.NAMES)}")
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; valid names: {', '.join(MODELS)}")
-    device = resolve_device(device)
-    data_on_device = _check_data_path(benchmark, device, data_on_device, gpu_decode, num_workers)
-    precision = resolve_precision(precision, device, data_on_device)
-    mile_kwargs = _mile_kwargs(mile)
-    if selection not in SELECTION_MODES:
-        raise ValueError(f"selection must be one of {SELECTION_MODES}, got {selection!r}")
-    if first_task_epochs is None:
-        first_task_epochs = first_task_epochs_of(strategy, epochs)
-    check_recipe(epochs=epochs, first_task_epochs=first_task_epochs, num_tasks=num_tasks,
-                 batch_size=batch_size, eval_batch_size=eval_batch_size, lr=lr,
-                 momentum=momentum, weight_decay=weight_decay)
-    n_tasks = len(benchmark.tasks) if num_tasks is None else min(num_tasks, len(benchmark.tasks))
-    if fast_dev_run:
-        epochs, first_task_epochs, n_tasks = 1, 1, min(n_tasks, FAST_DEV_TASKS)
-        batch_size = min(batch_size, FAST_DEV_BATCH_SIZE)
-    config = dict(strategy=strategy, mile=mile_kwargs, epochs=epochs,
-                  first_task_epochs=first_task_epochs, seed=seed, batch_size=batch_size, lr=lr,
-                  momentum=momentum, weight_decay=weight_decay, num_tasks=n_tasks,
-                  fast_dev_run=fast_dev_run, strategy_overrides=strategy_overrides or {},
-                  prior_bias=prior_bias, selection=selection,
-                  data_on_device=data_on_device, precision=precision,
-                  device_type=device.type, data_fingerprint=data_fingerprint(benchmark),
-                  mile_cl_version=mile_cl_version(), **(benchmark_info or {}),
-                  # only when not the default, so that older runs' configs still compare equal
-                  **_non_default(model=(model, "resnet32"), num_workers=(num_workers, 0),
-                                 gpu_decode=(gpu_decode, False)))
+    config = _as_run_config(config, benchmark_info, settings)
+    started_wall = time.time()
+    device = resolve_device(config.device)
+    config = config.replace(data_on_device=_check_data_path(
+        benchmark, device, config.data_on_device, config.gpu_decode, config.num_workers))
+    config = resolve(config, device, len(benchmark.tasks))
+    identity = run_identity(config, benchmark, device)
+    strategy, n_tasks = config.strategy, config.num_tasks
     out = Path(out_dir) if out_dir is not None else None
     saved = None
     if out is not None:
-        finished, saved = _check_out_dir(out, config, resume)
+        finished, saved = _check_out_dir(out, identity, resume)
         if finished is not None:
             return finished
 
-    seed_everything(seed)
-    model_name = model
-    model = build_model(model_name, benchmark.num_classes,
+    seed_everything(config.seed)
+    model = build_model(config.model, benchmark.num_classes,
                         head="cosine" if strategy in COSINE_HEAD else "linear")
-    if prior_bias and strategy not in COSINE_HEAD:
+    if config.prior_bias and strategy not in COSINE_HEAD:
         init_output_bias(model.head)          # MILe's -log(C) prior, with or without MILe
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
-                                weight_decay=weight_decay)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
     iirc = iirc_metrics(benchmark)
     loggers = []
     if out is not None:
@@ -171,24 +146,28 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
                                  benchmark.num_seen_after,
                                  restore_best=getattr(strategies.STRATEGIES[strategy],
                                                       "restore_best_model", False),
-                                 eval_batch_size=eval_batch_size, mode=selection,
+                                 eval_batch_size=config.eval_batch_size, mode=config.selection,
                                  posttask_stream=benchmark.posttask_valid_stream)
-    mile_plugin = MILePlugin(**mile_kwargs) if mile_kwargs is not None else None
+    mile_plugin = MILePlugin(**asdict(config.mile)) if config.mile is not None else None
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     # First in the list: MILe's teacher forward then runs under its autocast too.
-    device_data = DeviceDataPlugin(seed=seed, precision=precision) if data_on_device else None
-    loader_options = dict(num_workers=num_workers, pin_memory=pin_memory,
-                          persistent_workers=persistent_workers and num_workers > 0)
-    jpeg_decode = (JpegDecodePlugin(seed=seed, **loader_options) if gpu_decode else None)
+    device_data = (DeviceDataPlugin(seed=config.seed, precision=config.precision)
+                   if config.data_on_device else None)
+    loader_options = dict(num_workers=config.num_workers, pin_memory=config.pin_memory,
+                          persistent_workers=config.persistent_workers and config.num_workers > 0)
+    jpeg_decode = (JpegDecodePlugin(seed=config.seed, **loader_options) if config.gpu_decode
+                   else None)
+    extra_plugins = list(plugins)
     plugins = [p for p in (device_data, jpeg_decode, mile_plugin, selection) if p is not None]
-    plugins.append(_EpochProgress(progress, FAST_DEV_STEPS if fast_dev_run else None))
+    plugins.append(_EpochProgress(progress, FAST_DEV_STEPS if config.fast_dev_run else None))
+    plugins += extra_plugins
     metrics = [*iirc, *(mile_metrics() if mile_plugin is not None else [])]
     learner = strategies.build(
         strategy, model, optimizer, benchmark=benchmark, plugins=plugins,
-        train_mb_size=batch_size, eval_mb_size=eval_batch_size, train_epochs=epochs,
-        device=device, evaluator=EvaluationPlugin(*metrics, loggers=loggers),
-        **(strategy_overrides or {}))
+        train_mb_size=config.batch_size, eval_mb_size=config.eval_batch_size,
+        train_epochs=config.epochs, device=device,
+        evaluator=EvaluationPlugin(*metrics, loggers=loggers), **config.strategy_overrides)
 
     state = dict(next_task=0, task_seconds=[], summaries=[], cosine_scale=[])
     if saved is not None:
@@ -201,7 +180,7 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
     try:
         for j in tasks:
             started = time.perf_counter()
-            learner.train_epochs = first_task_epochs if j == 0 else epochs
+            learner.train_epochs = config.first_task_epochs if j == 0 else config.epochs
             learner.train(benchmark.train_stream[j], **loader_options)
             iirc[0].trained_task = j   # joint trains once; the protocol knows which task this is
             state.setdefault("cosine_scale", []).append(_cosine_scale(learner.model))
@@ -212,16 +191,19 @@ def run_iirc(benchmark, strategy: str, *, mile=None, epochs: int = EPOCHS,
             state["summaries"].append(summary)
             if progress:
                 tasks.write(summary)
+            if on_task_end is not None:
+                on_task_end(summary)
             state["next_task"] = j + 1
             if out is not None:
-                _save(out, config, learner, iirc[0], mile_plugin, selection, state, device_data)
+                _save(out, identity, learner, iirc[0], mile_plugin, selection, state, device_data)
                 if j + 1 < n_tasks:
-                    save_json(_results(config, benchmark, iirc[0], selection, state, device,
-                                       n_tasks), out / PARTIAL)
+                    save_json(_results(identity, benchmark, iirc[0], selection, state, device,
+                                       n_tasks, started_wall), out / PARTIAL)
     except KeyboardInterrupt:
         tasks.close()
         raise RunInterrupted(out, state["next_task"], n_tasks) from None
-    results = _results(config, benchmark, iirc[0], selection, state, device, n_tasks)
+    results = _results(identity, benchmark, iirc[0], selection, state, device, n_tasks,
+                       started_wall)
     if out is not None:
         # Also when the loop had nothing left to do: a resume after a crash between the last
         # checkpoint and results.json rebuilds results.json from the checkpoint.
@@ -245,13 +227,9 @@ def _check_data_path(benchmark, device, data_on_device, gpu_decode, num_workers)
                 "array-backed benchmarks (IIRC-CIFAR, synthetic); this one reads image files "
                 "(IIRC-ImageNet, about 140 GB decoded). Pass data_on_device=False "
                 "(--data-on-device off) and decode in DataLoader workers (num_workers, "
-                "--workers) or on the GPU (gpu_decode=True, --gpu-decode)")
+                "--num-workers) or on the GPU (gpu_decode=True, --gpu-decode)")
         return False
     return device.type == "cuda" if data_on_device is None else data_on_device
-
-
-def _non_default(**pairs) -> dict:
-    return {key: value for key, (value, default) in pairs.items() if value != default}
 
 
 def resolve_device(device) -> torch.device:
@@ -286,20 +264,52 @@ def resolve_precision(precision: str | None, device: torch.device, data_on_devic
     return precision or ("bf16" if device.type == "cuda" else "fp32")
 
 
-def check_recipe(**values) -> None:
-    """ValueError naming the first setting that cannot make a meaningful run."""
-    positive_ints = ("epochs", "first_task_epochs", "num_tasks", "batch_size", "eval_batch_size")
-    for name in positive_ints:
-        value = values.get(name)
-        if value is None and name == "num_tasks":
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
-    for name in ("lr", "momentum", "weight_decay"):
-        value = values[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 \
-                or (name != "lr" and not math.isfinite(value)):
-            raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+def resolve(config: RunConfig, device: torch.device, benchmark_tasks: int) -> RunConfig:
+    """``config`` with every None setting made concrete and fast dev run applied: what the run
+    really does, as results.json saves it. The device is saved by type (cuda, cpu): which GPU
+    of a machine a run landed on does not change its results, so a run retried on another
+    GPU resumes."""
+    data_on_device = (device.type == "cuda" if config.data_on_device is None
+                      else config.data_on_device)
+    n_tasks = (benchmark_tasks if config.num_tasks is None
+               else min(config.num_tasks, benchmark_tasks))
+    epochs = config.epochs
+    first = (first_task_epochs_of(config.strategy, epochs) if config.first_task_epochs is None
+             else config.first_task_epochs)
+    batch_size = config.batch_size
+    if config.fast_dev_run:
+        epochs, first, n_tasks = 1, 1, min(n_tasks, FAST_DEV_TASKS)
+        batch_size = min(batch_size, FAST_DEV_BATCH_SIZE)
+    pin_memory = device.type == "cuda" if config.pin_memory is None else config.pin_memory
+    return config.replace(
+        device=device.type, data_on_device=data_on_device, pin_memory=pin_memory,
+        precision=resolve_precision(config.precision, device, data_on_device),
+        epochs=epochs, first_task_epochs=first, num_tasks=n_tasks, batch_size=batch_size)
+
+
+def run_identity(config: RunConfig, benchmark, device: torch.device) -> dict:
+    """results.json's "config": the resolved RunConfig's fields, the data settings the
+    benchmark does not read set to None, plus what else changes the results (the device type,
+    a fingerprint of the data, the mile-cl version). Resume compares it field by field."""
+    identity = config.as_dict()
+    if config.benchmark in BENCHMARK_SETTINGS:
+        for name in DATA_SETTINGS:
+            if name not in BENCHMARK_SETTINGS[config.benchmark]:
+                identity[name] = None
+    return dict(identity, device_type=device.type, data_fingerprint=data_fingerprint(benchmark),
+                mile_cl_version=mile_cl_version())
+
+
+def _as_run_config(config, benchmark_info, settings) -> RunConfig:
+    if isinstance(config, RunConfig):
+        if settings or benchmark_info:
+            raise TypeError("give run_iirc either a RunConfig or a strategy name and keywords, "
+                            f"not both (got {', '.join([*settings, *(benchmark_info or {})])})")
+        return config
+    if not isinstance(config, str):
+        raise TypeError(f"run_iirc's second argument must be a RunConfig or a strategy name, "
+                        f"got {config!r}")
+    return RunConfig.from_dict(dict(strategy=config, **(benchmark_info or {}), **settings))
 
 
 def data_fingerprint(benchmark) -> str:
@@ -320,16 +330,6 @@ def mile_cl_version() -> str:
         return "unknown"
 
 
-def _mile_kwargs(mile):
-    if mile is None or mile is False:
-        return None
-    if mile is True:
-        return dict(MILE_DEFAULTS)
-    if isinstance(mile, dict):
-        return dict(mile)
-    raise TypeError(f"mile must be None, True or a dict of MILePlugin keywords, got {mile!r}")
-
-
 class _EpochProgress(SupervisedPlugin):
     """An epoch progress bar per task; with ``max_steps`` also cuts epochs short (fast dev)."""
 
@@ -340,9 +340,9 @@ class _EpochProgress(SupervisedPlugin):
 
     def before_training_exp(self, strategy, **kwargs):
         strategy._stop_training = False
-        self.bar = tqdm(total=strategy.train_epochs,
-                        desc=f"task {strategy.experience.current_experience}",
-                        unit="epoch", leave=False, disable=not self.show)
+        task = strategy.experience.current_experience
+        self.bar = tqdm(total=strategy.train_epochs, desc=f"task {task}", unit="epoch",
+                        leave=False, disable=not self.show)
 
     def before_training_epoch(self, strategy, **kwargs):
         self.steps = 0
@@ -371,14 +371,15 @@ def _task_summary(metric, j, n_tasks, benchmark, seconds) -> str:
             f"wrong-assoc {h['wrong_association']:.3f} | {seconds:.1f} s")
 
 
-def _results(config, benchmark, metric, selection, state, device, n_tasks) -> dict:
+def _results(config, benchmark, metric, selection, state, device, n_tasks,
+             started_wall) -> dict:
     def cut(table):   # only the tasks run
         return {k: _rows(v, n_tasks) for k, v in table.items()}
     test = metric.results["test"].as_dict()
     post = metric.results.get("posttask_valid")
     return _nan_to_none({
         "config": config,
-        "environment": _environment(device),
+        "environment": _environment(device, started_wall),
         "benchmark": {"name": config.get("benchmark"), "class_names": benchmark.class_names,
                       "tasks": benchmark.tasks,
                       "num_seen": benchmark.num_seen_after[:n_tasks],
@@ -418,14 +419,37 @@ def _nan_to_none(value):
     return value
 
 
-def _environment(device) -> dict:
+def _environment(device, started_wall: float) -> dict:
+    """Where and with what this run (this attempt, for a resumed one) ran: enough to tell two
+    results.json apart a year later."""
     import avalanche
+    import torchvision
     env = {"python": sys.version.split()[0], "torch": torch.__version__,
-           "avalanche": avalanche.__version__, "platform": platform.platform(),
-           "device": str(device)}
+           "torchvision": torchvision.__version__, "avalanche": avalanche.__version__,
+           "mile_cl": mile_cl_version(), "git_commit": git_commit(),
+           "platform": platform.platform(), "host": socket.gethostname(),
+           "device": str(device), "gpu": None,
+           "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started_wall)),
+           "wall_seconds": round(time.time() - started_wall, 3)}
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
     return env
+
+
+def git_commit() -> str | None:
+    """The commit of the source tree mile_cl runs from, when it is a git checkout (a "+" marks
+    uncommitted changes); None for an installed copy or without git."""
+    source = Path(__file__).resolve().parents[1]
+    if not (source / ".git").exists():
+        return None
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=source, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+" if dirty.strip() else "")
 
 
 # --- checkpoints ---------------------------------------------------------------------------
@@ -459,6 +483,18 @@ def _check_out_dir(out: Path, config: dict, resume: bool):
         _check_same_run(out, finished.get("config") or {}, config)
         return finished, None
     return None, None
+
+
+def check_run_folder(benchmark, config: RunConfig, out_dir, resume: bool) -> None:
+    """ValueError unless ``out_dir`` is free for ``config``'s run, or (``resume``) holds this
+    very run: what ``run_iirc`` checks first, for a sweep to check every run before any
+    training. ``benchmark`` is only needed with ``resume``."""
+    if not resume:
+        _check_out_dir(Path(out_dir), {}, resume=False)
+        return
+    device = resolve_device(config.device)
+    resolved = resolve(config, device, len(benchmark.tasks))
+    _check_out_dir(Path(out_dir), run_identity(resolved, benchmark, device), resume=True)
 
 
 def _load_checkpoint(path: Path) -> dict:

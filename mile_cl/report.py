@@ -10,12 +10,16 @@
 - ``union_pwjs.png``: union-average pw-JS against the number of classes seen;
 - ``r_matrix_<label>.png``: the mean pw-JS R matrix of each label.
 
-A run's label is its strategy, plus "+MILe" when MILe was on. Runs sharing a label (one per
-task configuration) are aggregated as mean ± SAMPLE std (n - 1 denominator, ``mean_std``)
-over the runs where the value is defined; JSON null is NaN and NaN is skipped, never counted
-as 0. Runs that cannot be averaged (different task sequences, MILe settings, epochs...) raise
-``ValueError`` instead of producing a silent average. Plots use matplotlib's Agg canvas
-directly: no display, and the caller's pyplot backend is left alone.
+Runs are grouped by every setting in their config except the seed, the task configuration
+and the data fingerprint (which follows the task order): runs that differ in anything else,
+MILe's threshold or ``prior_bias`` say, are never averaged together. A group's label is its
+strategy, plus "+MILe" when MILe was on, plus the settings that tell it apart from the other
+groups of that strategy ("er+MILe (prior_bias=True)"). Runs of one group (one per task
+configuration) are aggregated as mean ± SAMPLE std (n - 1 denominator, ``mean_std``) over the
+runs where the value is defined; JSON null is NaN and NaN is skipped, never counted as 0.
+Runs on different task sequences raise ``ValueError`` instead of producing a silent average.
+Runs that failed (an ``error.txt`` and no results) are listed in comparison.md. Plots use
+matplotlib's Agg canvas directly: no display, and the caller's pyplot backend is left alone.
 """
 from __future__ import annotations
 
@@ -63,11 +67,10 @@ TABLE_COLUMNS = (
     ("sub recall", "hierarchy", "subclass_recall"),
     ("wrong assoc.", "hierarchy", "wrong_association"),
 )
-# Config keys that must agree between runs averaged under one label (configuration and seed
-# may differ: that is what is averaged over).
-SAME_WITHIN_LABEL = ("mile", "selection", "epochs", "first_task_epochs", "num_tasks",
-                     "fast_dev_run", "batch_size", "lr", "momentum", "weight_decay",
-                     "strategy_overrides")
+# The config keys a group's runs may differ in: that is what is averaged over. Every other key
+# (every RunConfig field and what run_iirc adds) must agree, so no setting can be forgotten.
+AVERAGED_OVER = ("seed", "configuration", "data_fingerprint")
+ERROR_FILE = "error.txt"
 CSV_COLUMNS = ("label", "strategy", "mile", "configuration", "seed", "split", "kind", "metric",
                "task", "eval_task", "num_seen", "value")
 PER_TASK_KINDS = ("union_avg", "forgetting", "hierarchy")
@@ -91,6 +94,11 @@ def mean_std(values) -> tuple[float, float, int]:
 
 
 def run_label(result: dict) -> str:
+    """The label ``group_by_label`` gave the run, else ``base_label``."""
+    return result.get("_label") or base_label(result)
+
+
+def base_label(result: dict) -> str:
     """"er", or "er+MILe[variant]" when the run's config["mile"] is not null, the variant
     named by ``mile_variant_name`` (e.g. ``er+MILe[gt,prev-teacher,mean,no-prior,e1/e1]``):
     "+MILe" alone would hide which MILe ran."""
@@ -101,6 +109,44 @@ def run_label(result: dict) -> str:
     settings = {**(mile if isinstance(mile, dict) else {}),
                 "prior_bias": bool(config.get("prior_bias"))}
     return f"{config['strategy']}+MILe[{mile_variant_name(settings)}]"
+
+
+def group_key(result: dict) -> str:
+    """What a run's group is: its config without the settings averaged over."""
+    config = {k: v for k, v in result["config"].items() if k not in AVERAGED_OVER}
+    return json.dumps(config, sort_keys=True, default=str)
+
+
+def label_runs(results: list[dict]) -> None:
+    """Give each run its group's label ("_label"): the base label, plus the settings that
+    differ between groups with the same base label."""
+    by_base: dict[str, dict[str, dict]] = {}
+    for result in results:
+        by_base.setdefault(base_label(result), {})[group_key(result)] = _flat(result["config"])
+    for result in results:
+        base, key = base_label(result), group_key(result)
+        variants = by_base[base]
+        differing = sorted({k for flat in variants.values() for k in flat
+                            if k not in AVERAGED_OVER and len({repr(f.get(k))
+                                                               for f in variants.values()}) > 1})
+        mine = variants[key]
+        suffix = ", ".join(f"{k}={_short(mine.get(k))}" for k in differing)
+        result["_label"] = f"{base} ({suffix})" if suffix else base
+
+
+def _flat(config: dict, prefix: str = "") -> dict:
+    """{"mile": {"threshold": 0.5}} -> {"mile.threshold": 0.5}: a label names the knob."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value and key != "strategy_overrides":
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _short(value) -> str:
+    return json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)
 
 
 def num_seen(result: dict) -> list[int]:
@@ -125,9 +171,11 @@ def _source(result: dict) -> str:
 
 def _order_key(label: str) -> tuple:
     """Rows and curves in the reference table's order (best first), "+MILe" after its base."""
-    strategy, _, mile = label.partition("+")
+    base, _, variant = label.partition(" (")
+    strategy, _, mile = base.partition("+")
     known = list(IIRC_REFERENCE)
-    return (known.index(strategy) if strategy in known else len(known), strategy, mile)
+    return (known.index(strategy) if strategy in known else len(known), strategy, mile,
+            variant)
 
 
 def group_by_label(results: list[dict]) -> dict[str, list[dict]]:
@@ -143,20 +191,18 @@ def group_by_label(results: list[dict]) -> dict[str, list[dict]]:
 
 
 def check_comparable(results: list[dict]) -> None:
-    """Raise ValueError unless every run has the same benchmark and task sequence (num_seen),
-    the runs of one label share their training settings, and no run appears twice."""
+    """Raise ValueError unless every run has the same benchmark and task sequence (num_seen)
+    and no run appears twice; label the runs (``label_runs``)."""
     if not results:
         raise ValueError("no runs to report")
     _check_one_key(results, lambda r: (benchmark_name(r), num_seen(r)), "benchmark and task "
                    "sequence (name, classes seen after each task)",
                    "write one report per benchmark")
+    label_runs(results)
     groups: dict[str, list[dict]] = {}
     for result in results:
         groups.setdefault(run_label(result), []).append(result)
     for label, runs in groups.items():
-        _check_one_key(runs, lambda r: [r["config"].get(k) for k in SAME_WITHIN_LABEL],
-                       f"settings {SAME_WITHIN_LABEL} within label {label!r}",
-                       "give each setting its own report, or its own strategy name")
         seen: dict[tuple, str] = {}
         for run in runs:
             key = (run["config"].get("configuration"), run["config"].get("seed"))
@@ -188,6 +234,7 @@ def tidy_rows(results: list[dict]) -> list[dict]:
     eval_task = k evaluated, k <= j). value: float, NaN where undefined.
     """
     rows = []
+    label_runs(results)
     for result in results:
         config, seen = result["config"], num_seen(result)
         run = dict(label=run_label(result), strategy=config["strategy"],
@@ -233,10 +280,11 @@ def _csv_cell(value):
 # ------------------------------------------------------------------ comparison.md
 
 
-def comparison_table(results: list[dict]) -> str:
+def comparison_table(results: list[dict], failed: list[dict] = ()) -> str:
     """The Markdown comparison: a header saying what was run and how to read it, then one row
     per label: final union-average scores as mean ± sample std over its runs, and the IIRC
-    paper's reference numbers where they apply."""
+    paper's reference numbers where they apply; then the runs that failed (``load_failures``),
+    which the table does not count."""
     groups = group_by_label(results)
     reference_note = reference_applies(results)
     with_reference = reference_note is None
@@ -250,7 +298,16 @@ def comparison_table(results: list[dict]) -> str:
                   for _, family, name in TABLE_COLUMNS]
         cells += _reference_cells(runs[0]["config"]["strategy"]) if with_reference else []
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + failed_section(failed)) + "\n"
+
+
+def failed_section(failed: list[dict]) -> list[str]:
+    if not failed:
+        return []
+    lines = ["", f"## Failed runs ({len(failed)})", "",
+             "Not in the table above. Each folder holds error.txt (the traceback) and whatever "
+             "tasks finished; fix the cause and rerun the sweep with --resume.", ""]
+    return lines + [f"- `{f['folder']}`: {f['error']}" for f in failed]
 
 
 def format_mean_std(values) -> str:
@@ -473,15 +530,28 @@ def _load_one(path: Path) -> dict:
     return result
 
 
-def write_report(results: list[dict], out_dir) -> dict[str, Path]:
-    """Write runs.csv, comparison.md, union_pwjs.png and r_matrix_<label>.png into
-    ``out_dir`` (created if needed). Returns {name: path}, name = file name without suffix."""
+def load_failures(out_dir) -> list[dict]:
+    """[{"folder", "error"}] for every run folder under ``out_dir`` with an error.txt and no
+    results.json: the error is the traceback's last line."""
+    failures = []
+    for path in sorted(Path(out_dir).rglob(ERROR_FILE)):
+        if (path.parent / RESULTS_FILE).exists():
+            continue              # failed once, finished on a later try
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+        failures.append({"folder": str(path.parent), "error": lines[-1] if lines else "?"})
+    return failures
+
+
+def write_report(results: list[dict], out_dir, failed: list[dict] = ()) -> dict[str, Path]:
+    """Write runs.csv, comparison.md (with the ``failed`` runs listed), union_pwjs.png and
+    r_matrix_<label>.png into ``out_dir`` (created if needed). Returns {name: path}, name =
+    file name without suffix."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     groups = group_by_label(results)          # fails before anything is written
     paths = {"runs": write_csv(results, out / "runs.csv")}
     paths["comparison"] = out / "comparison.md"
-    paths["comparison"].write_text(comparison_table(results))
+    paths["comparison"].write_text(comparison_table(results, failed))
     paths["union_pwjs"] = plot_union_curves(results, out / "union_pwjs.png")
     for label, runs in groups.items():
         name = f"r_matrix_{_file_safe(label)}"

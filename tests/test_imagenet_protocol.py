@@ -20,7 +20,7 @@ def fake_imagenet_root(tmp_path_factory):
 def test_fast_dev_run_through_the_report(fake_imagenet_root, tmp_path, capsys):
     out = tmp_path / "runs"
     code = cli.main(["--data-root", str(fake_imagenet_root), "--variant", "lite",
-                     "--strategy", "er", "--mile", "on", "--workers", "0",
+                     "--strategy", "er", "--mile", "on", "--num-workers", "0",
                      "--out", str(out), *QUICK])
     assert code == 0, capsys.readouterr().err
     result = json.loads((out / "er+mile" / "config0" / "results.json").read_text())
@@ -38,7 +38,7 @@ def test_gpu_decode_path_runs_on_the_cpu(fake_imagenet_root, tmp_path, capsys):
     out = tmp_path / "runs"
     code = cli.main(["--data-root", str(fake_imagenet_root), "--variant", "full",
                      "--configurations", "4", "--strategy", "finetune", "--mile", "off",
-                     "--gpu-decode", "--workers", "1", "--num-tasks", "1",
+                     "--gpu-decode", "--num-workers", "1", "--num-tasks", "1",
                      "--out", str(out), *QUICK])
     assert code == 0, capsys.readouterr().err
     result = json.loads((out / "finetune" / "config4" / "results.json").read_text())
@@ -51,7 +51,7 @@ def test_gpu_decode_path_runs_on_the_cpu(fake_imagenet_root, tmp_path, capsys):
     (["--configurations", "5"], "configurations 0..4"),
     (["--data-on-device", "on"], "IIRC-CIFAR only"),
     (["--download"], "IIRC-CIFAR only"),
-    (["--workers", "-1"], "--workers"),
+    (["--num-workers", "-1"], "--num-workers"),
 ])
 def test_bad_flags_exit_2_before_training(fake_imagenet_root, flags, needle, capsys):
     root = [] if not flags else ["--data-root", str(fake_imagenet_root)]

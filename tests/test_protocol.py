@@ -7,6 +7,7 @@ from avalanche.core import SupervisedPlugin
 
 import strategies
 from mile_cl.benchmarks import synthetic_iirc
+from mile_cl.config import RunConfig, field_names
 from mile_cl.protocol import run_iirc
 
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated function update")
@@ -55,6 +56,14 @@ def test_results_have_the_iirc_shape(small_iirc, tmp_path):
     assert saved["union_avg"] == results["union_avg"]
     assert saved["config"]["strategy"] == "er" and saved["config"]["mile"]["interactive_steps"] == 2
     assert not (tmp_path / "run" / "results.partial.json").exists()
+    # the whole resolved RunConfig, plus what else tells two results apart
+    extras = {"device_type", "data_fingerprint", "mile_cl_version"}
+    config = RunConfig.from_dict({k: v for k, v in saved["config"].items() if k not in extras})
+    assert config.first_task_epochs == 2 and config.device == "cpu" and config.num_tasks == 3
+    assert set(saved["config"]) == set(field_names()) | extras
+    env = saved["environment"]
+    assert {"torch", "torchvision", "avalanche", "mile_cl", "git_commit", "host", "gpu",
+            "wall_seconds"} <= set(env) and env["wall_seconds"] > 0
 
 
 @pytest.mark.parametrize("data_on_device", [False, True])
@@ -117,8 +126,7 @@ def test_joint_reports_every_task(small_iirc):
 def test_divergence_fails_loudly(small_iirc):
     with pytest.raises(FloatingPointError, match="diverged in task 0.*lower the learning rate"):
         run_iirc(small_iirc, "finetune", lr=float("inf"), epochs=1, first_task_epochs=1,
-                 num_tasks=1,
-                 batch_size=16, device="cpu", progress=False)
+                 num_tasks=1, batch_size=16, device="cpu", progress=False)
 
 
 def test_prior_bias_is_the_same_with_and_without_mile(small_iirc, monkeypatch):

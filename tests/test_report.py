@@ -199,11 +199,38 @@ def test_same_label_on_different_task_sequences_is_refused(tmp_path):
         report.comparison_table([runs[0], short])
 
 
-def test_mismatched_settings_and_duplicates_are_refused():
+def test_runs_with_other_settings_get_their_own_labels():
     a = fake_run("er", 0, [0.7, 0.5, 0.2], mile={"interactive_steps": 10})
-    b = fake_run("er", 1, [0.7, 0.5, 0.4], mile={"interactive_steps": 10, "threshold": 0.5})
-    with pytest.raises(ValueError, match="within label 'er\\+MILe\\[no-gt"):
-        report.comparison_table([a, b])
+    b = fake_run("er", 1, [0.7, 0.5, 0.4], mile={"interactive_steps": 20})
+    rows = table_rows(report.comparison_table([a, b]))
+    # the MILe variant's name (tested in test_mile_options) already tells them apart
+    assert len(rows) == 2
+    for steps in (10, 20):
+        [label] = [row for row in rows if f"s{steps}/" in row]
+        assert label.startswith("er+MILe[") and rows[label]["n"] == "1"
+
+
+def test_prior_bias_alone_splits_a_label_and_seed_configuration_do_not():
+    # the drift of the old hand-written list: prior_bias was not in it, so these averaged
+    runs = [fake_run("er", c, [0.7, 0.5, 0.2 + c / 10], prior_bias=bias, data_fingerprint=f"{c}")
+            for c in (0, 1) for bias in (False, True)]
+    runs[0]["config"]["seed"] = 7                         # averaged over, like configuration
+    rows = table_rows(report.comparison_table(runs))
+    assert set(rows) == {"er (prior_bias=False)", "er (prior_bias=True)"}
+    assert rows["er (prior_bias=True)"]["n"] == "2"
+    assert rows["er (prior_bias=False)"]["pw-JS"] == "0.250 ± 0.071"
+
+
+def test_failed_runs_are_listed(tmp_path):
+    (tmp_path / "er" / "config1").mkdir(parents=True)
+    (tmp_path / "er" / "config1" / "error.txt").write_text("Traceback ...\nMemoryError: CUDA\n")
+    failed = report.load_failures(tmp_path)
+    assert failed == [{"folder": str(tmp_path / "er" / "config1"), "error": "MemoryError: CUDA"}]
+    table = report.comparison_table([fake_run("er", 0, [0.7, 0.5, 0.2])], failed)
+    assert "## Failed runs (1)" in table and "MemoryError: CUDA" in table
+
+
+def test_duplicates_are_refused():
     c = fake_run("er", 0, [0.7, 0.5, 0.4])
     with pytest.raises(ValueError, match="two runs of configuration 0 with seed 100"):
         report.comparison_table([c, fake_run("er", 0, [0.7, 0.5, 0.3])])

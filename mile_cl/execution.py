@@ -1,0 +1,199 @@
+"""Running a sweep's runs: one after another in this process, or as Ray tasks.
+
+    outcomes = run_sequential(jobs, resume=False)
+    outcomes = run_on_ray(jobs, workers=4, gpus_per_run=0.25)      # needs `pip install ray`
+
+A ``Job`` is one run: its ``RunConfig``, its folder and its label. Runs never talk to each
+other: each owns its folder (checkpoint after every task, results.json at the end), and the
+driver only reads the folders. A run that raises writes ``error.txt`` (its traceback) into its
+folder and the others go on; a Ray worker or node that dies is retried (``max_retries``) and
+the retry resumes from the run's last finished task. Ray is imported only by ``run_on_ray``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mile_cl.config import RunConfig, load_benchmark
+
+ERROR_FILE = "error.txt"
+
+
+@dataclass(frozen=True)
+class Job:
+    config: RunConfig
+    out_dir: Path
+    label: str
+    plugins: tuple = field(default=(), compare=False)    # more Avalanche plugins (tests' hooks)
+
+    @property
+    def name(self) -> str:
+        return f"{self.label} config{self.config.configuration}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job: Job
+    error: str | None = None          # the exception's last line; None when the run finished
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def run_job(job: Job, *, resume: bool, on_task_end=None) -> Outcome:
+    """Run one job in this process. Any exception (divergence, out of memory, bad data)
+    becomes error.txt in the run folder and a failed Outcome; Ctrl-C is passed on."""
+    try:
+        from mile_cl.protocol import run_iirc
+        benchmark = load_benchmark(job.config)
+        run_iirc(benchmark, job.config, out_dir=job.out_dir, resume=resume, progress=False,
+                 plugins=job.plugins, on_task_end=on_task_end)
+    except Exception as error:        # noqa: BLE001 - a failed run must not stop the sweep
+        write_error(job.out_dir, traceback.format_exc())
+        return Outcome(job, f"{type(error).__name__}: {error}".splitlines()[0])
+    (Path(job.out_dir) / ERROR_FILE).unlink(missing_ok=True)    # an earlier try's error
+    return Outcome(job)
+
+
+def write_error(out_dir, text: str) -> None:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ERROR_FILE).write_text(text)
+
+
+class SweepProgress:
+    """The driver's view: one line per finished task of any run (label, task j/N, union
+    pw-JS, elapsed) and a bar of runs done with an ETA."""
+
+    def __init__(self, total: int, show: bool):
+        from tqdm.auto import tqdm
+        self.started = time.perf_counter()
+        self.show = show
+        self.bar = tqdm(total=total, unit="run", desc="sweep", disable=not show,
+                        file=sys.stderr)
+
+    def task_line(self, job: Job, summary: str) -> None:
+        if self.show:
+            elapsed = time.perf_counter() - self.started
+            self.bar.write(f"{job.name} | {summary} | sweep {elapsed / 60:.1f} min")
+
+    def run_done(self, outcome: Outcome) -> None:
+        if not outcome.ok:
+            self.bar.write(f"FAILED {outcome.job.name}: {outcome.error} (see "
+                           f"{Path(outcome.job.out_dir) / ERROR_FILE})", file=sys.stderr)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run_sequential(jobs: list[Job], *, resume: bool, show: bool = True) -> list[Outcome]:
+    """Every job in this process, in order."""
+    progress = SweepProgress(len(jobs), show)
+    outcomes = []
+    try:
+        for job in jobs:
+            outcome = run_job(job, resume=resume,
+                              on_task_end=lambda summary, job=job: progress.task_line(job, summary))
+            progress.run_done(outcome)
+            outcomes.append(outcome)
+    finally:
+        progress.close()
+    return outcomes
+
+
+# --- Ray ---------------------------------------------------------------------------------------
+
+def ray_missing_message() -> str | None:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return ('--workers and --ray-address run the sweep on Ray, which is not installed: '
+                'pip install -e ".[ray]" (or pip install "ray>=2.9")')
+    return None
+
+
+def _ray_job(job: Job) -> Outcome:
+    # Always resume inside Ray: the driver has checked the folders before the sweep, so a
+    # checkpoint found here is this run's own, left by an attempt whose worker died.
+    return run_job(job, resume=True)
+
+
+def run_on_ray(jobs: list[Job], *, workers: int, gpus_per_run: float = 0.0,
+               cpus_per_run: float = 1.0, address: str | None = None, max_retries: int = 2,
+               show: bool = True, poll_seconds: float = 1.0) -> list[Outcome]:
+    """Every job as a Ray task, at most ``workers`` at once, on an embedded local cluster
+    (``address`` None: started here with ``workers * cpus_per_run`` CPUs, shut down at the
+    end) or on the cluster at ``address`` (its nodes must see the run folders)."""
+    import ray
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        _init_ray(ray, workers, cpus_per_run, gpus_per_run, address)
+    remote = ray.remote(_ray_job).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run,
+                                          max_retries=max_retries, retry_exceptions=False)
+    progress = SweepProgress(len(jobs), show)
+    waiting, running, outcomes = list(range(len(jobs))), {}, {}
+    printed = [0] * len(jobs)             # task lines printed per job
+    try:
+        while waiting or running:
+            while waiting and len(running) < workers:
+                index = waiting.pop(0)
+                running[remote.remote(jobs[index])] = index
+            done, _ = ray.wait(list(running), num_returns=1, timeout=poll_seconds)
+            for index in running.values():
+                printed[index] = _print_new_tasks(jobs[index], printed[index], progress)
+            for ref in done:
+                index = running.pop(ref)
+                outcomes[index] = _outcome(ray, ref, jobs[index])
+                printed[index] = _print_new_tasks(jobs[index], printed[index], progress)
+                progress.run_done(outcomes[index])
+    finally:
+        progress.close()
+        if started_here:
+            ray.shutdown()
+    return [outcomes[index] for index in range(len(jobs))]
+
+
+def _outcome(ray, ref, job: Job) -> Outcome:
+    from ray.exceptions import RayError
+    try:
+        return ray.get(ref)
+    except RayError as error:      # the worker died more than max_retries times
+        message = f"{type(error).__name__}: {str(error).splitlines()[0]}"
+        write_error(job.out_dir, f"{error}\n{message}\n")
+        return Outcome(job, message)
+
+
+def _init_ray(ray, workers, cpus_per_run, gpus_per_run, address) -> None:
+    # Workers import this very source tree (a checkout need not be installed).
+    source = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH")) if p)
+    runtime_env = {"env_vars": {"PYTHONPATH": path}}
+    if address is not None:
+        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+        return
+    import torch
+    gpus = torch.cuda.device_count() if gpus_per_run > 0 else 0
+    ray.init(num_cpus=max(1, round(workers * cpus_per_run)), num_gpus=gpus,
+             include_dashboard=False, runtime_env=runtime_env, log_to_driver=False)
+
+
+def _print_new_tasks(job: Job, printed: int, progress: SweepProgress) -> int:
+    """Task lines of a run on another process, read from the files it writes after each task;
+    returns how many lines of that run are printed now."""
+    for name in ("results.json", "results.partial.json"):
+        try:
+            summaries = json.loads((Path(job.out_dir) / name).read_text()).get("summaries", [])
+        except (OSError, ValueError):
+            continue
+        for summary in summaries[printed:]:
+            progress.task_line(job, summary)
+        return max(printed, len(summaries))
+    return printed

@@ -1,0 +1,123 @@
+"""A sweep: RunConfig settings where a list is a grid axis, expanded into runs.
+
+    # sweep.yaml: keys are RunConfig fields
+    benchmark: iirc_cifar100
+    strategy: [finetune, er, icarl_cnn]      # an axis
+    mile: [false, true]                      # MILe off, and on with the protocol's defaults
+    configuration: [0, 1, 2]
+    epochs: 140
+
+``expand(settings)`` gives the 18 RunConfigs (the product of the axes, in field order: the
+task configuration outermost, as a campaign fills its table row by row). A value that is
+itself a pair (``synthetic_per_class``) is an axis when it is a list of pairs; a mapping
+(``strategy_overrides``, ``mile``) when it is a list of mappings. A ``mile`` mapping changes
+the protocol's MILe defaults (``MILE_DEFAULTS``); ``true`` is those defaults, ``false`` or
+``null`` is MILe off.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+from pathlib import Path
+
+from mile_cl.config import MILE_DEFAULTS, RunConfig, field_names
+
+TUPLE_FIELDS = ("synthetic_per_class",)
+
+
+def load_sweep_file(path) -> dict:
+    """The settings in a YAML sweep file; ValueError naming the file and the problem."""
+    import yaml
+    path = Path(path)
+    try:
+        settings = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ValueError(f"--config {path}: cannot read it ({error.strerror or error})") \
+            from None
+    except yaml.YAMLError as error:
+        raise ValueError(f"--config {path}: not valid YAML ({error})") from None
+    settings = {} if settings is None else settings
+    if not isinstance(settings, dict):
+        raise ValueError(f"--config {path}: expected a mapping of RunConfig fields to values, "
+                         f"got {type(settings).__name__}")
+    unknown = [key for key in settings if key not in field_names()]
+    if unknown:
+        raise ValueError(f"--config {path}: unknown key {', '.join(map(repr, unknown))}; "
+                         f"valid keys (RunConfig fields): {', '.join(field_names())}")
+    return settings
+
+
+def axis(name: str, value) -> list:
+    """The values a setting takes in the grid."""
+    if not isinstance(value, list):
+        return [value]
+    if name in TUPLE_FIELDS and not (value and isinstance(value[0], (list, tuple))):
+        return [value]            # one pair, not an axis of pairs
+    return value
+
+
+def expand(settings: dict) -> list[RunConfig]:
+    """The product of the settings' axes as RunConfigs, without duplicates, in field order.
+    A value of the wrong type is an error naming its field."""
+    names = [name for name in field_names() if name in settings]
+    # The task configuration outermost: the runs of one task order come together.
+    names.sort(key=lambda name: name != "configuration")
+    configs = []
+    for values in itertools.product(*(axis(name, settings[name]) for name in names)):
+        combo = dict(zip(names, values, strict=True))
+        if "mile" in combo:
+            combo["mile"] = _mile(combo["mile"])
+        config = RunConfig.from_dict(combo)
+        if config not in configs:
+            configs.append(config)
+    return configs
+
+
+def _mile(value):
+    if isinstance(value, dict):
+        return MILE_DEFAULTS.with_changes(**value)
+    return value
+
+
+def base_label(config: RunConfig) -> str:
+    return config.strategy + ("+mile" if config.mile is not None else "")
+
+
+def run_folders(configs: list[RunConfig], out) -> list[tuple[str, Path]]:
+    """(label, folder) per run: OUT/<strategy>[+mile][,<setting>=<value>...]/config<k>, the
+    settings being those that differ between runs of the same strategy and MILe on/off (other
+    than the task configuration), so each run has its own folder and a plain sweep keeps the
+    plain names."""
+    flats = [_flat(config) for config in configs]
+    by_base: dict[str, list[dict]] = {}
+    for config, flat in zip(configs, flats, strict=True):
+        by_base.setdefault(base_label(config), []).append(flat)
+    named = []
+    for config, flat in zip(configs, flats, strict=True):
+        variants = by_base[base_label(config)]
+        differ = [k for k in flat if k != "configuration"
+                  and len({json.dumps(v.get(k), sort_keys=True) for v in variants}) > 1]
+        label = ",".join([base_label(config), *(f"{k}={_text(flat[k])}" for k in differ)])
+        named.append((label, Path(out) / label / f"config{config.configuration}"))
+    return named
+
+
+def _flat(config: RunConfig) -> dict:
+    values = config.as_dict()
+    mile = values.pop("mile")
+    for key, value in (mile or {}).items():
+        values[f"mile.{key}"] = value
+    return values
+
+
+def _text(value) -> str:
+    text = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
+    return "".join(c if c.isalnum() or c in "._-=+" else "_" for c in text)
+
+
+def replace_mile(config: RunConfig, **knobs) -> RunConfig:
+    """``config`` with MILe's knobs changed (a MILe-off run is left as it is)."""
+    if config.mile is None or not knobs:
+        return config
+    return dataclasses.replace(config, mile=config.mile.with_changes(**knobs))
