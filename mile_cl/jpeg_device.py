@@ -206,15 +206,13 @@ class JpegDecodePlugin(SupervisedPlugin):
                             persistent_workers=persistent_workers)
 
     def before_training_exp(self, strategy, shuffle=True, **kwargs):
-        augment = DeviceJpegAugment.like(_host_transform(strategy.adapted_dataset, "train"),
-                                         train=True)
+        augment = DeviceJpegAugment.like(_host_transform(strategy, "train"), train=True)
         strategy.dataloader = DeviceJpegLoader(
             strategy.adapted_dataset, strategy.train_mb_size, augment,
             strategy.device, shuffle=shuffle, generator=self.generator, **self.workers)
 
     def before_eval_exp(self, strategy, **kwargs):
-        augment = DeviceJpegAugment.like(_host_transform(strategy.adapted_dataset, "eval"),
-                                         train=False)
+        augment = DeviceJpegAugment.like(_host_transform(strategy, "eval"), train=False)
         strategy.dataloader = DeviceJpegLoader(
             strategy.adapted_dataset, strategy.eval_mb_size, augment,
             strategy.device, shuffle=False, **self.workers)
@@ -226,11 +224,12 @@ class JpegDecodePlugin(SupervisedPlugin):
         self.generator.set_state(state["generator"])
 
 
-def _host_transform(dataset, group: str):
-    """The x transform of an Avalanche dataset's ``group`` ("train" or "eval")."""
+def _host_transform(strategy, group: str):
+    """The x transform of the current experience's ``group`` ("train" or "eval"). Read from
+    the stream's dataset: a replay strategy's adapted dataset concatenates others."""
     from mile_cl.buffers import transform_groups_of
 
-    transform = transform_groups_of(dataset)[group]
+    transform = transform_groups_of(strategy.experience.dataset)[group]
     if type(transform).__name__ == "TupleTransform":     # Avalanche's (x, y) wrapper
         transform = transform.transforms[0]
     return transform

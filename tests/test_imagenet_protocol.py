@@ -35,13 +35,15 @@ def test_fast_dev_run_through_the_report(fake_imagenet_root, tmp_path, capsys):
 
 
 def test_gpu_decode_path_runs_on_the_cpu(fake_imagenet_root, tmp_path, capsys):
+    """Two tasks of ER: the second trains on the stream concatenated with the buffer."""
     out = tmp_path / "runs"
     code = cli.main(["--data-root", str(fake_imagenet_root), "--variant", "full",
-                     "--configurations", "4", "--strategy", "finetune", "--mile", "off",
-                     "--gpu-decode", "--num-workers", "1", "--num-tasks", "1",
+                     "--configurations", "4", "--strategy", "er", "--mile", "off",
+                     "--gpu-decode", "--num-workers", "1", "--num-tasks", "2",
                      "--out", str(out), *QUICK])
     assert code == 0, capsys.readouterr().err
-    result = json.loads((out / "finetune" / "config4" / "results.json").read_text())
+    result = json.loads((out / "er" / "config4" / "results.json").read_text())
+    assert result["tasks_done"] == 2
     assert result["config"]["gpu_decode"] is True and result["config"]["num_workers"] == 1
     assert result["benchmark"]["name"] == "iirc_imagenet_full"
 
