@@ -400,7 +400,7 @@ def _results(config, benchmark, metric, selection, state, device, n_tasks,
 
 def _cosine_scale(model) -> float | None:
     sigma = getattr(getattr(model, "head", None), "sigma", None)
-    return float(sigma) if sigma is not None else None
+    return float(sigma.detach()) if sigma is not None else None
 
 
 def _rows(values, n):

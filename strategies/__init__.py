@@ -7,13 +7,13 @@
 
 ``build`` returns an Avalanche ``SupervisedTemplate`` with the criterion
 ``mile_cl.losses.SeenClassesBCE(benchmark.num_classes)`` and ``SeenClassesPlugin`` already in
-place. ``overrides`` are the method's knobs (``mem_per_class``, ``lambda_base``...: see the
-constants at the top of each file) and Avalanche's keywords (``train_epochs``, ``device``,
-``train_mb_size``, ``evaluator``...). An ``evaluator`` holding one of Avalanche's
-single-label metrics (accuracy, class accuracy, confusion matrix...) gets a
-``mile_cl.avalanche_metrics.SingleLabelMetricWarning``. Each method is one file here:
-finetune.py is the base training step, memory.py the exemplar memory the rehearsal methods
-share, er.py replays it, icarl.py, lucir.py, agem.py, joint.py the rest.
+place. ``overrides`` are the method's knobs (``mem_per_class``, ``lambda_base``...: each
+class's keywords, the shared recipe values in ``mile_cl.recipe``) and Avalanche's keywords
+(``train_epochs``, ``device``, ``train_mb_size``, ``evaluator``...). An ``evaluator``
+holding one of Avalanche's single-label metrics (accuracy, class accuracy, confusion
+matrix...) gets a ``mile_cl.avalanche_metrics.SingleLabelMetricWarning``. Each method is
+one file here: finetune.py is the base training step, memory.py the exemplar memory the
+rehearsal methods share, er.py replays it, icarl.py, lucir.py, agem.py, joint.py the rest.
 
 The model: one head over all labels; iCaRL and LUCIR need ``model.features(x)`` (herding),
 icarl_norm and lucir a cosine head (``mile_cl.models.resnet32(C, head="cosine")``).
