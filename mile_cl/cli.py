@@ -34,6 +34,7 @@ from mile_cl.protocol import (
     resolve_device,
     sample_steps,
 )
+from mile_cl.recipe import first_task_epochs_of
 from mile_cl.sweep import expand, load_sweep_file, replace_mile, run_folders
 
 # A CPU sweep estimated to take longer than this needs an explicit --device cpu.
@@ -379,7 +380,9 @@ def run_sample_steps(benchmark, config: RunConfig) -> int:
         batch = min(config.batch_size, FAST_DEV_BATCH_SIZE)
         return sum(min(len(benchmark.train_stream[j].dataset), FAST_DEV_STEPS * batch)
                    for j in range(tasks))
-    return sample_steps(benchmark, config.epochs, config.first_task_epochs, config.num_tasks)
+    first = (first_task_epochs_of(config.strategy, config.epochs)
+             if config.first_task_epochs is None else config.first_task_epochs)
+    return sample_steps(benchmark, config.epochs, first, config.num_tasks)
 
 
 def dry_run(args, benchmarks: Benchmarks) -> int:
@@ -415,7 +418,7 @@ def announce_cost(args, benchmarks: Benchmarks) -> int:
     benchmark = benchmarks(first)
     image_shape = tuple(benchmark.train_stream[0].dataset[0][0].shape)
     speed = measure_images_per_second(args.resolved_device, first.batch_size, image_shape,
-                                      benchmark.num_classes)
+                                      benchmark.num_classes, model=first.model)
     at_once = min(args.workers or 1, len(steps))
     seconds = sum(steps) / speed / at_once
     size = (f"{len(steps)} run(s) x {steps[0]:,} sample-steps" if len(set(steps)) == 1
