@@ -248,7 +248,7 @@ def parse_args(argv=None, *, prog: str, doc: str, defaults: dict, out: str):
             if config not in configs:      # --mile-* flags can make two MILe variants one
                 configs.append(config)
     except (TypeError, ValueError) as error:
-        parser.error(_flag_named(str(error)))
+        parser.error(_flag_named(str(error), args.config))
     args.configs = configs
     _check_execution(parser, args)
     if args.ray_address is None:
@@ -318,10 +318,13 @@ def mile_knobs(args) -> dict:
             if hasattr(args, f"mile_{f.name}")}
 
 
-def _flag_named(message: str) -> str:
-    if message.startswith(("--", "unknown strategy")) or "threshold" not in message:
+def _flag_named(message: str, sweep_file) -> str:
+    """The message, saying where the bad value came from when it does not already."""
+    if message.startswith("--"):
         return message
-    return f"MILe flags (--mile-*): {message}"
+    if sweep_file:        # flags are type-checked by argparse: a bad value is the file's
+        return f"--config {sweep_file}: {message}"
+    return f"MILe flags (--mile-*): {message}" if "threshold" in message else message
 
 
 def _check_execution(parser, args) -> None:
