@@ -19,7 +19,7 @@ import os
 import sys
 import tempfile
 import typing
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 from mile_cl.config import BENCHMARKS, MILE_DEFAULTS, MILeConfig, RunConfig, load_benchmark
@@ -141,7 +141,7 @@ def build_parser(*, prog: str, doc: str, defaults: dict, out: str) -> argparse.A
 
 
 def _add_field_flag(group, f, defaults: dict) -> None:
-    default = defaults.get(f.name, f.default if f.default is not _missing() else {})
+    default = defaults.get(f.name, f.default if f.default is not MISSING else {})
     if f.name == "strategy":
         import strategies
         group.add_argument("--strategy", action="append", metavar="NAMES",
@@ -195,11 +195,6 @@ def _value_type(hint):
         return tuple
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     return args[0] if args else hint
-
-
-def _missing():
-    import dataclasses
-    return dataclasses.MISSING
 
 
 def _shown(value) -> str:
