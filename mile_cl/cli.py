@@ -19,7 +19,7 @@ import os
 import sys
 import tempfile
 import typing
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 from mile_cl.config import BENCHMARKS, MILE_DEFAULTS, MILeConfig, RunConfig, load_benchmark
@@ -142,7 +142,7 @@ def build_parser(*, prog: str, doc: str, defaults: dict, out: str) -> argparse.A
 
 
 def _add_field_flag(group, f, defaults: dict) -> None:
-    default = defaults.get(f.name, f.default if f.default is not _missing() else {})
+    default = defaults.get(f.name, f.default if f.default is not MISSING else {})
     if f.name == "strategy":
         import strategies
         group.add_argument("--strategy", action="append", metavar="NAMES",
@@ -198,11 +198,6 @@ def _value_type(hint):
     return args[0] if args else hint
 
 
-def _missing():
-    import dataclasses
-    return dataclasses.MISSING
-
-
 def _shown(value) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(map(str, value))
@@ -249,7 +244,7 @@ def parse_args(argv=None, *, prog: str, doc: str, defaults: dict, out: str):
             if config not in configs:      # --mile-* flags can make two MILe variants one
                 configs.append(config)
     except (TypeError, ValueError) as error:
-        parser.error(_flag_named(str(error)))
+        parser.error(_flag_named(str(error), args.config))
     args.configs = configs
     _check_execution(parser, args)
     if args.ray_address is None:
@@ -319,10 +314,13 @@ def mile_knobs(args) -> dict:
             if hasattr(args, f"mile_{f.name}")}
 
 
-def _flag_named(message: str) -> str:
-    if message.startswith(("--", "unknown strategy")) or "threshold" not in message:
+def _flag_named(message: str, sweep_file) -> str:
+    """The message, saying where the bad value came from when it does not already."""
+    if message.startswith("--"):
         return message
-    return f"MILe flags (--mile-*): {message}"
+    if sweep_file:        # flags are type-checked by argparse: a bad value is the file's
+        return f"--config {sweep_file}: {message}"
+    return f"MILe flags (--mile-*): {message}" if "threshold" in message else message
 
 
 def _check_execution(parser, args) -> None:

@@ -12,12 +12,12 @@ import ray  # in the test extra: CI runs these tests, never skips them
 import torch
 from avalanche.core import SupervisedPlugin
 
+from mile_cl import execution
 from mile_cl.config import MILE_DEFAULTS, RunConfig
 from mile_cl.execution import Job, run_on_ray, run_sequential
 
 pytestmark = pytest.mark.filterwarnings("ignore")       # Ray's own start-up chatter
 COMPARED = ("union_avg", "R", "forgetting", "hierarchy", "posttask_valid", "selection_history")
-REPO = Path(__file__).resolve().parents[1]
 
 CONFIGS = [RunConfig(benchmark="synthetic_iirc", synthetic_per_class=(8, 2), strategy=name,
                      mile=mile, fast_dev_run=True, device="cpu")
@@ -37,8 +37,8 @@ def metrics(job: Job) -> dict:
 def cluster():
     # Tests' plugins travel to the workers by value (the workers cannot import this file).
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}})
+    # The cluster --workers 2 starts on this machine, through the same code.
+    execution._init_ray(ray, workers=2, cpus_per_run=1, gpus_per_run=0, address=None)
     yield
     ray.shutdown()
 

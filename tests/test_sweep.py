@@ -69,7 +69,7 @@ def test_flags_override_the_file(capsys, tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("epoch: 3\n", "unknown key 'epoch'; valid keys (RunConfig fields): benchmark, "),
-    ("epochs: three\n", "epochs must be a whole number, got 'three'"),
+    ("epochs: three\n", "sweep.yaml: epochs must be a whole number, got 'three'"),
     ("prior_bias: [yes, 2]\n", "prior_bias must be true or false, got 2"),
     ("mile: {threshhold: 0.4}\n", "unknown mile setting 'threshhold'; valid: interactive_steps"),
     ("- strategy\n", "expected a mapping of RunConfig fields"),
