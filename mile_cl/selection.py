@@ -131,7 +131,7 @@ class PlateauSelection(SupervisedPlugin):
 
     def after_training_iteration(self, strategy, **kwargs):
         if self.mode == "last":       # summed on the device, read once per epoch
-            loss = strategy.loss.detach()
+            loss = strategy.loss.detach().sum()     # Avalanche's loss is [1]-shaped
             self._loss_sum = loss if self._loss_sum is None else self._loss_sum + loss
             self._loss_steps += 1
 

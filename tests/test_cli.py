@@ -32,9 +32,11 @@ def test_fast_dev_run_writes_every_output(tmp_path):
         assert any((out / label / "config0" / "tensorboard").rglob("events.out.tfevents*"))
     with open(out / "runs.csv") as f:
         rows = list(csv.DictReader(f))
-    assert {r["label"] for r in rows} == {"finetune", "finetune+MILe", "er", "er+MILe"}
+    variant = "+MILe[gt,prev-teacher,mean,no-prior,e1/e1]"     # the protocol's default, named
+    assert {r["label"] for r in rows} == {"finetune", "finetune" + variant, "er", "er" + variant}
     table = (out / "comparison.md").read_text()
-    for label in ("finetune", "er+MILe"):
+    assert "Model selection (best epoch, LR schedule): intask" in table
+    for label in ("finetune", "er" + variant):
         assert f"| {label} " in table
     for png in [out / "union_pwjs.png", *out.glob("r_matrix_*.png")]:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

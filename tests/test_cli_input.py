@@ -41,6 +41,9 @@ def main(capsys, *args):
     (["--device", "tpu"], "--device: device 'tpu' is not a device name torch knows"),
     (["--synthetic-per-class", "abc"], "argument --synthetic-per-class: expected TRAIN,TEST"),
     (["--synthetic-per-class", "30,0"], "argument --synthetic-per-class: expected a whole"),
+    (["--selection", "best"], "argument --selection: invalid choice: 'best'"),
+    (["--mile-old-class-teacher", "first"], "argument --mile-old-class-teacher: invalid choice"),
+    (["--mile-loss-reduction", "none"], "argument --mile-loss-reduction: invalid choice"),
 ])
 def test_bad_flag_exits_2_naming_it(capsys, tmp_path, args, message):
     status, err = main(capsys, "--synthetic", "--out", str(tmp_path / "out"), *args)

@@ -144,3 +144,19 @@ def test_divergence_fails_loudly(bench):
         strategy.model.logits.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="diverged in task 1"):
         plugin.after_training_epoch(strategy)
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("mode, scored", [("posttask", "pw_jaccard"), ("last", "train_loss")])
+def test_run_iirc_uses_and_records_the_selection(mode, scored):
+    from mile_cl.benchmarks import synthetic_iirc
+    from mile_cl.protocol import run_iirc
+    small = synthetic_iirc(n_superclasses=2, subclasses_per_superclass=2, n_orphans=0,
+                           n_train_per_class=10, n_test_per_class=2, image_size=32)
+    results = run_iirc(small, "er", fast_dev_run=True, device="cpu", progress=False,
+                       selection=mode)
+    assert results["config"]["selection"] == mode
+    history = results["selection_history"]
+    assert len(history) == 3 and all(scored in row for row in history)   # 3 tasks, 1 epoch
+    with pytest.raises(ValueError, match="selection must be one of"):
+        run_iirc(small, "er", fast_dev_run=True, device="cpu", selection="best")
