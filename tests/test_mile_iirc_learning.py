@@ -22,12 +22,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import mile_iirc_sweep  # noqa: E402
 
-from mile_cl.protocol import MILE_DEFAULTS  # noqa: E402
+from mile_cl.config import MILE_DEFAULTS, as_mile_config  # noqa: E402
 
 
 def test_the_sweeps_arm_is_the_protocols_default():
     mile, prior_bias = mile_iirc_sweep.ARMS["gt,prev-teacher"]
-    assert mile == MILE_DEFAULTS and not prior_bias
+    assert as_mile_config(mile) == MILE_DEFAULTS and not prior_bias
 
 
 @pytest.mark.filterwarnings("ignore")          # Avalanche's logger and deprecation notices
