@@ -118,9 +118,7 @@ def run_iirc(benchmark, config: RunConfig | str, *, out_dir=None, resume: bool =
     config = _as_run_config(config, benchmark_info, settings)
     started_wall = time.time()
     device = resolve_device(config.device)
-    config = config.replace(data_on_device=_check_data_path(
-        benchmark, device, config.data_on_device, config.gpu_decode, config.num_workers))
-    config = resolve(config, device, len(benchmark.tasks))
+    config = resolve(_check_data_path(benchmark, config), device, len(benchmark.tasks))
     identity = run_identity(config, benchmark, device)
     strategy, n_tasks = config.strategy, config.num_tasks
     out = Path(out_dir) if out_dir is not None else None
@@ -212,24 +210,23 @@ def run_iirc(benchmark, config: RunConfig | str, *, out_dir=None, resume: bool =
     return results
 
 
-def _check_data_path(benchmark, device, data_on_device, gpu_decode, num_workers) -> bool:
-    """The resolved ``data_on_device``, after refusing combinations that cannot work."""
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-        raise ValueError(f"num_workers must be a whole number >= 0, got {num_workers!r}")
+def _check_data_path(benchmark, config: RunConfig) -> RunConfig:
+    """``config`` with the data path this benchmark can use: image files are never kept on
+    the device (data_on_device off); combinations that cannot work are refused."""
     files = getattr(benchmark, "image_files", False)
-    if gpu_decode and not files:
+    if config.gpu_decode and not files:
         raise ValueError("gpu_decode decodes JPEG files: this benchmark holds decoded arrays "
                          "(use data_on_device for those)")
-    if files:
-        if data_on_device:
-            raise ValueError(
-                "data_on_device keeps every decoded image on the device, which is only for "
-                "array-backed benchmarks (IIRC-CIFAR, synthetic); this one reads image files "
-                "(IIRC-ImageNet, about 140 GB decoded). Pass data_on_device=False "
-                "(--data-on-device off) and decode in DataLoader workers (num_workers, "
-                "--num-workers) or on the GPU (gpu_decode=True, --gpu-decode)")
-        return False
-    return device.type == "cuda" if data_on_device is None else data_on_device
+    if not files:
+        return config
+    if config.data_on_device:
+        raise ValueError(
+            "data_on_device keeps every decoded image on the device, which is only for "
+            "array-backed benchmarks (IIRC-CIFAR, synthetic); this one reads image files "
+            "(IIRC-ImageNet, about 140 GB decoded). Pass data_on_device=False "
+            "(--data-on-device off) and decode in DataLoader workers (num_workers, "
+            "--num-workers) or on the GPU (gpu_decode=True, --gpu-decode)")
+    return config.replace(data_on_device=False)
 
 
 def resolve_device(device) -> torch.device:
@@ -256,9 +253,8 @@ def resolve_device(device) -> torch.device:
 
 
 def resolve_precision(precision: str | None, device: torch.device, data_on_device: bool) -> str:
-    """The precision a run really trains in: bf16 autocast only on the device data path."""
-    if precision not in (None, "bf16", "fp32"):
-        raise ValueError(f"precision must be 'bf16', 'fp32' or None, got {precision!r}")
+    """The precision a run really trains in: bf16 autocast only on the device data path
+    (``precision`` is a RunConfig's, already checked)."""
     if not data_on_device:
         return "fp32"
     return precision or ("bf16" if device.type == "cuda" else "fp32")
