@@ -4,7 +4,7 @@ At batch 128 a CIFAR ResNet-32 on an H100/H200 is bound by the host: per-sample 
 tensor transforms, collation and the copy to the GPU cost more than the GPU's work (measured
 on an H200: the reference's PIL pipeline with 8 DataLoader workers about 9,900 images/s, the
 same step on device-resident data captured as a CUDA graph in bf16 about 38,700;
-``benchmarks/throughput.py`` measures both). The IIRC streams already store every image once, as
+``bench/throughput.py`` measures both). The IIRC streams already store every image once, as
 uint8 (``LabelledImages``: a shared [N, 3, H, W] tensor, index arrays, bool label matrices), so
 the whole data path can run on the device instead:
 

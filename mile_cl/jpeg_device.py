@@ -3,7 +3,7 @@ augmentation run batched on the device.
 
 On the host path (the default) each DataLoader worker opens, decodes, crops, resizes and
 normalises one image at a time: about 60-100 images/s per core on the machine we measured
-(benchmarks/imagenet_loader.py), while a GPU trains ResNet-50 on far more, so a few cores
+(bench/imagenet_loader.py), while a GPU trains ResNet-50 on far more, so a few cores
 starve it. Here a worker only reads the file's bytes (``ReadEncoded``), the batch stays a
 list of uint8 tensors (``collate_encoded``), and ``DeviceJpegAugment`` decodes the whole list
 with ``torchvision.io.decode_jpeg(list, device=...)`` (nvJPEG on CUDA), then crops/resizes each

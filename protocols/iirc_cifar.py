@@ -53,10 +53,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):          # `python protocols/iirc_cifar.py` from the repo root
+# `python protocols/iirc_cifar.py` from a checkout without an install
+if __name__ == "__main__" and __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mile_cl import cli  # noqa: E402
+from protocols import cli  # noqa: E402
 
 # The protocol's settings where they differ from RunConfig's defaults: IIRC-CIFAR, MILe off
 # and on.

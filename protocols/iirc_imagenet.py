@@ -26,11 +26,12 @@ import os
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):          # `python protocols/iirc_imagenet.py` from the repo root
+# `python protocols/iirc_imagenet.py` from a checkout without an install
+if __name__ == "__main__" and __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mile_cl import cli  # noqa: E402
 from mile_cl.benchmarks.imagenet import N_CONFIGURATIONS, VARIANTS  # noqa: E402
+from protocols import cli  # noqa: E402
 
 # IIRC-ImageNet's recipe where it differs from RunConfig's (IIRC-CIFAR's) defaults.
 DEFAULTS = dict(benchmark="iirc_imagenet_lite", mile=[None, True], model="resnet50",

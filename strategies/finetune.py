@@ -11,7 +11,7 @@ Prediction (the metrics' business, not the strategy's) is by the network: logit 
 
 The optimiser is the caller's: Avalanche keeps its state (momentum) across experiences. The
 reference builds a new optimiser for every task; the protocol does the same (its
-``mile_cl.selection.PlateauSelection`` clears the SGD state and resets the learning rate at
+``protocols.selection.PlateauSelection`` clears the SGD state and resets the learning rate at
 each task), as does ``strategy.train(exp, reset_optimizer_state=True)`` outside it.
 """
 from avalanche.training.templates import SupervisedTemplate

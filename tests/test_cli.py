@@ -62,8 +62,7 @@ def test_missing_cifar_files(tmp_path):
 
 def test_cuda_without_gpu(tmp_path, monkeypatch):
     # Pretend there is no GPU even on a machine with one, so the error path always runs.
-    sys.path.insert(0, str(REPO / "protocols"))
-    import iirc_cifar
+    from protocols import iirc_cifar
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     with pytest.raises(SystemExit) as exit_info:
         iirc_cifar.parse_args(["--synthetic", "--device", "cuda", "--out", str(tmp_path / "out")])

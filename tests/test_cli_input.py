@@ -1,6 +1,5 @@
 """protocols/iirc_cifar.py refuses bad input before any training, naming the flag, and leaves
 no run folder behind; Ctrl-C and failed downloads end with one clear line."""
-import sys
 from pathlib import Path
 from urllib.error import URLError
 
@@ -8,11 +7,9 @@ import pytest
 from avalanche.core import SupervisedPlugin
 
 import strategies
-from mile_cl import cli
+from protocols import cli, iirc_cifar
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "protocols"))
-import iirc_cifar  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated function update")
 
@@ -118,7 +115,7 @@ def test_ctrl_c_is_one_line_and_exit_130(capsys, tmp_path, monkeypatch):
 
 def test_fast_dev_run_progress_counts_the_tasks_it_runs(capsys):
     from mile_cl.benchmarks import synthetic_iirc
-    from mile_cl.protocol import run_iirc
+    from protocols.runner import run_iirc
     bench = synthetic_iirc(n_train_per_class=8, n_test_per_class=2)          # 22 tasks
     run_iirc(bench, "finetune", fast_dev_run=True, device="cpu", progress=True)
     out = capsys.readouterr().out

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from mile_cl import MILePlugin
-from mile_cl.config import MILE_DEFAULTS, MILeConfig, RunConfig, as_mile_config
+from protocols.config import MILE_DEFAULTS, MILeConfig, RunConfig, as_mile_config
 
 
 def test_mile_config_mirrors_the_plugins_keywords_and_defaults():

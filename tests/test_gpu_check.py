@@ -1,4 +1,4 @@
-"""benchmarks/gpu_check.sh, the first GPU session's script, runs end to end in its dry mode."""
+"""bench/gpu_check.sh, the first GPU session's script, runs end to end in its dry mode."""
 import subprocess
 from pathlib import Path
 
@@ -8,7 +8,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_gpu_check_dry_run_covers_every_strategy_with_and_without_mile():
-    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--dry-run"],
+    done = subprocess.run(["bash", str(REPO / "bench" / "gpu_check.sh"), "--dry-run"],
                           capture_output=True, text=True, timeout=900, cwd=REPO)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for name in strategies.NAMES:

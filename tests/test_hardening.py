@@ -11,8 +11,9 @@ from avalanche.core import SupervisedPlugin
 
 import strategies
 from mile_cl.benchmarks import synthetic_iirc
-from mile_cl.checkpoint import atomic_write_bytes, load_torch
-from mile_cl.protocol import CHECKPOINT, RESULTS, RunInterrupted, run_iirc
+from protocols.checkpoint import atomic_write_bytes, load_torch
+from protocols.run_folder import CHECKPOINT, RESULTS
+from protocols.runner import RunInterrupted, run_iirc
 
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated function update")
 COMPARED = ("union_avg", "R", "forgetting", "hierarchy", "posttask_valid", "selection_history")

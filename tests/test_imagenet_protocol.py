@@ -5,8 +5,8 @@ import pytest
 from fake_imagenet import write_fake_imagenet
 
 from mile_cl.benchmarks import iirc_imagenet
-from mile_cl.protocol import run_iirc
 from protocols import iirc_imagenet as cli
+from protocols.runner import run_iirc
 
 # 32 px crops keep ResNet-50 on the CPU to seconds; the recipe's 224 is the default
 QUICK = ["--fast-dev-run", "--image-size", "32", "--device", "cpu", "--quiet"]

@@ -1,6 +1,6 @@
 """The protocol's MILe default gives superclasses back where ER loses them (ResNet-32, IIRC).
 
-One cell of benchmarks/mile_iirc_sweep.py: the IIRC protocol (run_iirc, ER, ResNet-32, the
+One cell of bench/mile_iirc_sweep.py: the IIRC protocol (run_iirc, ER, ResNet-32, the
 reference intask selection) at the sweep's scale on the harder synthetic stand-in, seed 0,
 task order 0, one CPU thread. Final scores after the last task, as measured by the sweep
 (seeds 1 and 2 of task order 0 and all other cells are in docs/mile_iirc_sweep.jsonl):
@@ -13,16 +13,14 @@ The test asserts a superclass-recall gain above 0.5 and no loss of pw-JS. In the
 default beat ER on both in all 12 (selection, seed, task order) cells, but the gain was above
 0.5 in only 6 of them (0.15 to 1.0): this test pins one measured case.
 """
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from scripts import load_script
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import mile_iirc_sweep  # noqa: E402
+mile_iirc_sweep = load_script("bench/mile_iirc_sweep.py")
 
-from mile_cl.config import MILE_DEFAULTS, as_mile_config  # noqa: E402
+from protocols.config import MILE_DEFAULTS, as_mile_config  # noqa: E402
 
 
 def test_the_sweeps_arm_is_the_protocols_default():

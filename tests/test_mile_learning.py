@@ -1,6 +1,6 @@
 """MILe with ground truth kept raises superclass recall on subclass test samples (with replay).
 
-The experiment is benchmarks/mile_variants.py (small CNN, Avalanche Replay, synthetic IIRC:
+The experiment is bench/mile_variants.py (small CNN, Avalanche Replay, synthetic IIRC:
 4 superclasses x 3 subclasses + 2 orphans in 7 tasks, 20 epochs per task). Measured there with
 seeds 0, 1, 2 (superclass recall averaged over the tasks where it is defined):
 
@@ -9,14 +9,12 @@ seeds 0, 1, 2 (superclass recall averaged over the tasks where it is defined):
 
 Every seed gains more than 0.3; the test asserts a gain above 0.2 on seeds 0 and 1.
 """
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from scripts import load_script
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import mile_variants  # noqa: E402
+mile_variants = load_script("bench/mile_variants.py")
 
 
 @pytest.mark.filterwarnings("ignore:Call to deprecated function update")  # inside Avalanche Replay

@@ -9,8 +9,8 @@ from mile_cl.benchmarks import synthetic_iirc
 from mile_cl.buffers import ExemplarBuffer
 from mile_cl.losses import SeenClassesBCE
 from mile_cl.models import frozen_copy, resnet32
-from mile_cl.protocol import run_iirc
 from mile_cl.recipe import EPOCHS, MEM_PER_CLASS, first_task_epochs_of
+from protocols.runner import run_iirc
 from strategies.memory import WithMemory
 
 pytestmark = [pytest.mark.usefixtures("one_thread"),

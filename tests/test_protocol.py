@@ -7,8 +7,8 @@ from avalanche.core import SupervisedPlugin
 
 import strategies
 from mile_cl.benchmarks import synthetic_iirc
-from mile_cl.config import RunConfig, field_names
-from mile_cl.protocol import run_iirc
+from protocols.config import RunConfig, field_names
+from protocols.runner import run_iirc
 
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated function update")
 

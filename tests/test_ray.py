@@ -12,9 +12,9 @@ import ray  # in the test extra: CI runs these tests, never skips them
 import torch
 from avalanche.core import SupervisedPlugin
 
-from mile_cl import execution
-from mile_cl.config import MILE_DEFAULTS, RunConfig
-from mile_cl.execution import Job, run_on_ray, run_sequential
+from protocols import execution
+from protocols.config import MILE_DEFAULTS, RunConfig
+from protocols.execution import Job, run_on_ray, run_sequential
 
 pytestmark = pytest.mark.filterwarnings("ignore")       # Ray's own start-up chatter
 COMPARED = ("union_avg", "R", "forgetting", "hierarchy", "posttask_valid", "selection_history")

@@ -1,4 +1,4 @@
-"""mile_cl.report: hand-made results dicts in, files out, parsed back and checked by hand.
+"""protocols.report: hand-made results dicts in, files out, parsed back and checked by hand.
 
 The aggregation convention under test: mean ± SAMPLE std (n - 1 denominator) over the runs
 that define a value; null/NaN skipped. mean(0.2, 0.4) = 0.300, sample std = 0.141.
@@ -10,7 +10,7 @@ import math
 import pytest
 from matplotlib.image import imread
 
-from mile_cl import report
+from protocols import report
 
 SYNTHETIC_SEEN = [10, 15, 20]
 CIFAR_SEEN = [10, 60, 115]       # a short stand-in for IIRC-CIFAR's 22 tasks, ending at 115

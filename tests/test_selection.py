@@ -18,7 +18,7 @@ from torch import nn
 
 from mile_cl.benchmarks.iirc import make_iirc_benchmark
 from mile_cl.device_data import DeviceDataPlugin
-from mile_cl.selection import PlateauSelection
+from protocols.selection import PlateauSelection
 
 S, A, B = 0, 1, 2                      # global ids: order of first appearance
 KEEPS_SUPER = torch.tensor([5.0, 5.0, -5.0])    # logits: predicts {S, a}
@@ -150,7 +150,7 @@ def test_divergence_fails_loudly(bench):
 @pytest.mark.parametrize("mode, scored", [("posttask", "pw_jaccard"), ("last", "train_loss")])
 def test_run_iirc_uses_and_records_the_selection(mode, scored):
     from mile_cl.benchmarks import synthetic_iirc
-    from mile_cl.protocol import run_iirc
+    from protocols.runner import run_iirc
     small = synthetic_iirc(n_superclasses=2, subclasses_per_superclass=2, n_orphans=0,
                            n_train_per_class=10, n_test_per_class=2, image_size=32)
     results = run_iirc(small, "er", fast_dev_run=True, device="cpu", progress=False,

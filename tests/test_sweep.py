@@ -4,12 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from mile_cl.config import MILE_DEFAULTS
-from mile_cl.sweep import expand, run_folders
+from protocols import iirc_cifar
+from protocols.config import MILE_DEFAULTS
+from protocols.sweep import expand, run_folders
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "protocols"))
-import iirc_cifar  # noqa: E402
 
 
 def main(capsys, *args):

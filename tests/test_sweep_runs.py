@@ -1,16 +1,14 @@
 """A sweep that runs: a run that raises does not stop the others, and runs that differ only in
 prior_bias are reported under two labels."""
-import sys
 from pathlib import Path
 
 import pytest
 from avalanche.core import SupervisedPlugin
 
 import strategies
+from protocols import iirc_cifar
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "protocols"))
-import iirc_cifar  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated function update")
 

@@ -4,7 +4,7 @@ Without --data-root it writes CIFAR-100-sized files of random pixels (60,000 ima
 format) to a temporary folder, so it runs offline. Times one configuration's build on one
 thread (median of --repeats) and reports the process's peak resident memory.
 
-    python benchmarks/build_iirc_cifar.py [--data-root DIR] [--repeats 3]
+    python bench/build_iirc_cifar.py [--data-root DIR] [--repeats 3]
 """
 import argparse
 import resource
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+TESTS = str(Path(__file__).resolve().parents[1] / "tests")   # the fake CIFAR writer
 
 
 def peak_rss_mb() -> float:
@@ -41,7 +41,7 @@ def main():
             subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
                             "from pathlib import Path; from conftest import write_fake_cifar100; "
                             "write_fake_cifar100(Path(sys.argv[2]), 500, 100)",
-                            sys.path[0], tmp], check=True)
+                            TESTS, tmp], check=True)
             root = tmp
         rss_imports = peak_rss_mb()
         start = time.perf_counter()

@@ -4,7 +4,7 @@ IIRC.
 Small CNN, Avalanche Replay, the synthetic IIRC stand-in; prints, per variant and seed, the
 final union-average pw-JS and the hierarchy diagnostics averaged over tasks (where defined).
 
-    python benchmarks/mile_variants.py --seeds 0 1 2
+    python bench/mile_variants.py --seeds 0 1 2
 """
 import argparse
 import json

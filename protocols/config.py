@@ -5,8 +5,8 @@
     results = run_iirc(load_benchmark(config), config, out_dir="runs/er_mile_c3")
 
 Everything that describes a run reads these fields and nothing else: the CLI's flags
-(``mile_cl.cli``), a sweep file's keys (``mile_cl.sweep``), ``results.json``'s "config",
-resume's comparison (``mile_cl.protocol``) and the report's grouping (``mile_cl.report``).
+(``protocols.cli``), a sweep file's keys (``protocols.sweep``), ``results.json``'s "config",
+resume's comparison (``protocols.runner``) and the report's grouping (``protocols.report``).
 A new setting is a new field here, with its help text; the rest follows.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import typing
 from dataclasses import dataclass, field, fields
 
 from mile_cl.recipe import BATCH_SIZE, EPOCHS, EVAL_BATCH_SIZE, LR, MOMENTUM, WEIGHT_DECAY
-from mile_cl.selection import SELECTION_MODES
+from protocols.selection import SELECTION_MODES
 
 SEED = 100                  # the IIRC reference's
 
@@ -297,7 +297,7 @@ def _plain(value):
 
 
 # MILe's defaults in the protocol: the variant that measured best on superclass recall
-# without losing pw-JS against ER (benchmarks/mile_iirc_sweep.py; README, "What we measured
+# without losing pw-JS against ER (bench/mile_iirc_sweep.py; README, "What we measured
 # about MILe on IIRC"): phase lengths of one epoch (IIRC tasks differ in size), the ground truth
 # kept, old classes labelled by the model as the previous task left it, IIRC's mean loss.
 # The plugin's own defaults stay the authors'.

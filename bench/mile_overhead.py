@@ -12,7 +12,7 @@ it should be 1.
 Phases are short (2 steps by default) so that the two kinds of step interleave and share
 whatever else the machine is doing at the time.
 
-    python benchmarks/mile_overhead.py [--batch 128] [--steps 2] [--generations 8] [--device cpu]
+    python bench/mile_overhead.py [--batch 128] [--steps 2] [--generations 8] [--device cpu]
         [--threads N]
 """
 import argparse

@@ -1,7 +1,7 @@
 """The first GPU session's checks, in one prepared script (run it through gpu_check.sh).
 
-    python benchmarks/gpu_check.py              # on a CUDA machine
-    python benchmarks/gpu_check.py --dry-run    # the same code on the CPU, tiny sizes
+    python bench/gpu_check.py              # on a CUDA machine
+    python bench/gpu_check.py --dry-run    # the same code on the CPU, tiny sizes
 
 1. Host synchronisation: a few training steps of every strategy, without and with MILe, on
    the device data path, with ``torch.cuda.set_sync_debug_mode("error")`` switched on from
@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):
+if __name__ == "__main__":          # run as a script from a checkout without an install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
@@ -31,8 +31,8 @@ from mile_cl import MILePlugin  # noqa: E402
 from mile_cl.benchmarks import synthetic_iirc  # noqa: E402
 from mile_cl.device_data import DeviceDataPlugin  # noqa: E402
 from mile_cl.models import resnet32  # noqa: E402
-from mile_cl.protocol import COSINE_HEAD  # noqa: E402
 from mile_cl.recipe import LR, MOMENTUM, WEIGHT_DECAY  # noqa: E402
+from protocols.runner import COSINE_HEAD  # noqa: E402
 
 
 class SyncGuard(SupervisedPlugin):

@@ -1,7 +1,7 @@
 """IIRC-ImageNet's data path: images/s of decoding + augmentation at 224, and memory per worker.
 
-    python benchmarks/imagenet_loader.py                  # 256 images, 0/1/2 workers
-    python benchmarks/imagenet_loader.py --images 64 --workers 0   # a smoke run
+    python bench/imagenet_loader.py                  # 256 images, 0/1/2 workers
+    python bench/imagenet_loader.py --images 64 --workers 0   # a smoke run
 
 Writes --images real-size JPEGs (500x375, ImageNet's most common size, about ImageNet's
 bytes per image) into a temporary folder, builds a path-backed IIRC benchmark over them, and
@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):      # run as a script from a checkout: import this checkout
+if __name__ == "__main__":          # run as a script from a checkout without an install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402

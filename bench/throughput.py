@@ -1,9 +1,9 @@
 """Training throughput on one device: the reference pipeline, Avalanche over it, and ours.
 
-    python benchmarks/throughput.py                        # CUDA when there is a GPU
-    python benchmarks/throughput.py --device cpu --small   # a smoke run (CPU, under a minute)
-    python benchmarks/throughput.py --data-root data       # real CIFAR-100 for the task timing
-    python benchmarks/throughput.py --only protocol_device,mile_imitation_device
+    python bench/throughput.py                        # CUDA when there is a GPU
+    python bench/throughput.py --device cpu --small   # a smoke run (CPU, under a minute)
+    python bench/throughput.py --data-root data       # real CIFAR-100 for the task timing
+    python bench/throughput.py --only protocol_device,mile_imitation_device
 
 Images/s of SGD training of ResNet-32 (115 labels, mile_cl.models.resnet32), batch 128,
 mile_cl.losses.SeenClassesBCE, on the samples of task 0, timed after a warm-up:
@@ -42,7 +42,7 @@ import time
 import warnings
 from pathlib import Path
 
-if __package__ in (None, ""):          # `python benchmarks/throughput.py` from a source tree
+if __name__ == "__main__":          # run as a script from a checkout without an install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
@@ -55,7 +55,7 @@ from mile_cl.losses import SeenClassesBCE  # noqa: E402
 from mile_cl.models import resnet32  # noqa: E402
 from mile_cl.plugin import MILePlugin  # noqa: E402
 from mile_cl.recipe import LR, MOMENTUM, WEIGHT_DECAY  # noqa: E402
-from mile_cl.selection import PlateauSelection  # noqa: E402
+from protocols.selection import PlateauSelection  # noqa: E402
 
 CUDA_ONLY = ("protocol_device_fp32", "captured_step_device")
 

@@ -22,20 +22,14 @@ import typing
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from mile_cl.config import BENCHMARKS, MILE_DEFAULTS, MILeConfig, RunConfig, load_benchmark
-from mile_cl.execution import Job, ray_missing_message, run_on_ray, run_sequential
-from mile_cl.protocol import (
-    FAST_DEV_BATCH_SIZE,
-    FAST_DEV_STEPS,
-    FAST_DEV_TASKS,
-    RunInterrupted,
-    check_run_folder,
-    measure_images_per_second,
-    resolve_device,
-    sample_steps,
-)
 from mile_cl.recipe import first_task_epochs_of
-from mile_cl.sweep import expand, load_sweep_file, replace_mile, run_folders
+from protocols.config import BENCHMARKS, MILE_DEFAULTS, MILeConfig, RunConfig, load_benchmark
+from protocols.cost import measure_images_per_second, sample_steps
+from protocols.execution import Job, ray_missing_message, run_on_ray, run_sequential
+from protocols.resolve import FAST_DEV_BATCH_SIZE, FAST_DEV_STEPS, FAST_DEV_TASKS, resolve_device
+from protocols.run_folder import check_run_folder
+from protocols.runner import RunInterrupted
+from protocols.sweep import expand, load_sweep_file, replace_mile, run_folders
 
 # A CPU sweep estimated to take longer than this needs an explicit --device cpu.
 CPU_CONFIRM_SECONDS = 3600
@@ -495,7 +489,7 @@ def run_sweep(args) -> int:
 
 
 def write_sweep_report(out: Path, failed) -> int:
-    from mile_cl.report import load_failures, load_results, write_report
+    from protocols.report import load_failures, load_results, write_report
     failures = load_failures(out)
     try:
         paths = write_report(load_results(out), out, failures)

@@ -19,7 +19,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mile_cl.config import RunConfig, load_benchmark
+from protocols.config import RunConfig, load_benchmark
 
 ERROR_FILE = "error.txt"
 
@@ -50,7 +50,7 @@ def run_job(job: Job, *, resume: bool, on_task_end=None) -> Outcome:
     """Run one job in this process. Any exception (divergence, out of memory, bad data)
     becomes error.txt in the run folder and a failed Outcome; Ctrl-C is passed on."""
     try:
-        from mile_cl.protocol import run_iirc
+        from protocols.runner import run_iirc
         benchmark = load_benchmark(job.config)
         run_iirc(benchmark, job.config, out_dir=job.out_dir, resume=resume, progress=False,
                  plugins=job.plugins, on_task_end=on_task_end)

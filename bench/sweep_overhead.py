@@ -1,6 +1,6 @@
 """What Ray costs and gives on this machine: one sweep sequential, then with --workers N.
 
-    python benchmarks/sweep_overhead.py                 # 8 fast dev runs, --workers 2
+    python bench/sweep_overhead.py                 # 8 fast dev runs, --workers 2
 
 Runs protocols/iirc_cifar.py twice on the same sweep (default: the synthetic stand-in, fast dev
 runs, finetune and ER x MILe off/on x task orders 0-1 = 8 runs), once in process and once as

@@ -1,6 +1,6 @@
 """Turn a folder of IIRC protocol runs (one ``results.json`` each) into what a paper shows.
 
-    from mile_cl.report import load_results, write_report
+    from protocols.report import load_results, write_report
     paths = write_report(load_results("runs/"), "runs/report")
 
 ``write_report`` writes, into ``out_dir``:

@@ -1,6 +1,6 @@
 """Which MILe variant gives superclasses back on IIRC? ER vs ER+MILe variants x selection modes.
 
-The IIRC protocol (``mile_cl.protocol.run_iirc``: ResNet-32, SGD with momentum 0.9, per-task
+The IIRC protocol (``protocols.runner.run_iirc``: ResNet-32, SGD with momentum 0.9, per-task
 ReduceLROnPlateau, ER with 20 exemplars per class) at a reduced scale on the harder synthetic
 stand-in (``SCALE`` and ``DATA`` below), every arm measured the same way, over seeds and task
 orders. Each finished run is one JSON line in ``--runs`` (resumable: finished runs are
@@ -9,9 +9,9 @@ skipped; two processes can share the file with ``--worker 0/2`` and ``--worker 1
 union-average pw-JS, JS and the hierarchy diagnostics on the test set) and writes the JSON
 summary and a picture.
 
-    python benchmarks/mile_iirc_sweep.py --worker 0/2 &
-    python benchmarks/mile_iirc_sweep.py --worker 1/2 &
-    python benchmarks/mile_iirc_sweep.py --summarise
+    python bench/mile_iirc_sweep.py --worker 0/2 &
+    python bench/mile_iirc_sweep.py --worker 1/2 &
+    python bench/mile_iirc_sweep.py --summarise
 """
 from __future__ import annotations
 
@@ -26,11 +26,12 @@ from pathlib import Path
 import torch
 from torchvision.transforms import v2
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # strategies/, run from anywhere
+if __name__ == "__main__":          # run as a script from a checkout without an install
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mile_cl.benchmarks import synthetic_iirc  # noqa: E402
 from mile_cl.benchmarks.iirc import CIFAR_MEAN, CIFAR_STD  # noqa: E402
 from mile_cl.plugin import mile_variant_name  # noqa: E402
-from mile_cl.protocol import run_iirc  # noqa: E402
+from protocols.runner import run_iirc  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 SEEDS = (0, 1, 2)

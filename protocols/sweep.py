@@ -21,7 +21,7 @@ import itertools
 import json
 from pathlib import Path
 
-from mile_cl.config import MILE_DEFAULTS, RunConfig, field_names
+from protocols.config import MILE_DEFAULTS, RunConfig, field_names
 
 TUPLE_FIELDS = ("synthetic_per_class",)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The first session with a GPU runs this before anything else, in one call:
-#   bash benchmarks/gpu_check.sh            # CUDA tests, host-sync check, throughput, memory
-#   bash benchmarks/gpu_check.sh --dry-run  # the same stages on the CPU, tiny (tests/ runs it)
+#   bash bench/gpu_check.sh            # CUDA tests, host-sync check, throughput, memory
+#   bash bench/gpu_check.sh --dry-run  # the same stages on the CPU, tiny (tests/ runs it)
 # On a device machine without a package index, install Avalanche & co. from carried wheels
 # first and put wandb's stub on PYTHONPATH (see the device tool's README).
 set -uo pipefail
@@ -16,13 +16,13 @@ else
     python -m pytest -q tests/test_device_data.py -k cuda || status=1
 fi
 echo "== 2. host synchronisation and peak memory, every strategy with and without MILe"
-python benchmarks/gpu_check.py $dry || status=1
+python bench/gpu_check.py $dry || status=1
 echo "== 3. throughput"
 if [[ -n "$dry" ]]; then
-    python benchmarks/throughput.py --device cpu --small --only protocol_device \
+    python bench/throughput.py --device cpu --small --only protocol_device \
         --iters 1 --warm 1 --out "$(mktemp -d)/throughput.json" || status=1
 else
-    python benchmarks/throughput.py --device cuda || status=1
+    python bench/throughput.py --device cuda || status=1
 fi
 echo "== gpu_check: $([[ $status == 0 ]] && echo ok || echo FAILED)"
 exit $status

@@ -1,0 +1,151 @@
+"""A run's folder: its checkpoint after every task, its results.json, and resume.
+
+A folder holds one run. Without ``resume`` nothing in it is read and a folder that already
+holds a run is an error; with it, the checkpoint must belong to this very run (its
+``provenance.run_identity``, field by field). Checkpoints hold plain data only (tensors,
+numbers, strings, lists, dicts) and are read weights-only.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mile_cl.metrics import IIRCResults
+from protocols.checkpoint import (
+    load_torch,
+    remove_stale_temporaries,
+    rng_state,
+    save_torch,
+    set_rng_state,
+)
+from protocols.config import RunConfig
+from protocols.provenance import run_identity
+from protocols.resolve import resolve, resolve_device
+
+CHECKPOINT, RESULTS, PARTIAL = "checkpoint.pt", "results.json", "results.partial.json"
+CHECKPOINT_FORMAT = "mile-cl checkpoint 2"
+
+
+def check_out_dir(out: Path, config: dict, resume: bool):
+    """(finished results or None, saved checkpoint or None) for a run in ``out``.
+
+    Without ``resume`` nothing in the folder is read: a folder that already holds a run is an
+    error. With it, the checkpoint (read weights-only) must belong to this very run (same
+    config, field by field); a finished run comes back as saved, and a results.json that is
+    missing or unreadable is rebuilt from the checkpoint.
+    """
+    results_path, checkpoint_path = out / RESULTS, out / CHECKPOINT
+    held = [p.name for p in (checkpoint_path, results_path, out / PARTIAL) if p.exists()]
+    if held and not resume:
+        raise ValueError(f"{out} already holds a run ({', '.join(held)}); pass resume=True "
+                         "(--resume) to continue or return it, or choose another output folder")
+    if out.is_dir():
+        remove_stale_temporaries(out)          # an interrupted write's leftovers
+    if not resume:
+        return None, None
+    saved = _load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
+    if saved is not None:
+        _check_same_run(out, saved["config"], config)
+        finished = _read_results_if_readable(results_path)
+        if finished is not None and _comparable(finished.get("config")) == _comparable(config):
+            return finished, None
+        return None, saved           # resume; a lost results.json is written again at the end
+    if results_path.exists():
+        finished = _read_json(results_path)
+        _check_same_run(out, finished.get("config") or {}, config)
+        return finished, None
+    return None, None
+
+
+def check_run_folder(benchmark, config: RunConfig, out_dir, resume: bool) -> None:
+    """ValueError unless ``out_dir`` is free for ``config``'s run, or (``resume``) holds this
+    very run: what ``run_iirc`` checks first, for a sweep to check every run before any
+    training. ``benchmark`` is only needed with ``resume``."""
+    if not resume:
+        check_out_dir(Path(out_dir), {}, resume=False)
+        return
+    device = resolve_device(config.device)
+    resolved = resolve(config, device, len(benchmark.tasks))
+    check_out_dir(Path(out_dir), run_identity(resolved, benchmark, device), resume=True)
+
+
+def _load_checkpoint(path: Path) -> dict:
+    saved = load_torch(path)
+    if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
+        found = saved.get("format") if isinstance(saved, dict) else type(saved).__name__
+        raise ValueError(f"checkpoint {path} is not a checkpoint of this mile-cl version "
+                         f"(format {found!r}, expected {CHECKPOINT_FORMAT!r}); move it away to "
+                         "start that run over")
+    return saved
+
+
+def _check_same_run(out: Path, saved_config: dict, config: dict) -> None:
+    saved, now = _comparable(saved_config), _comparable(config)
+    differs = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if differs:
+        details = "; ".join(f"{k}: saved {saved.get(k)!r}, now {now.get(k)!r}" for k in differs)
+        raise ValueError(f"{out} holds a different run's checkpoint (it differs in: "
+                         f"{', '.join(differs)}; {details}); resume only with the same "
+                         "settings, or choose another output folder")
+
+
+def _comparable(config) -> dict:
+    return json.loads(json.dumps(config, default=str)) if config is not None else {}
+
+
+def _read_results_if_readable(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path} is unreadable or corrupt ({error}) and there is no "
+                         f"{CHECKPOINT} beside it to rebuild it from; move it away to start "
+                         "that run over") from error
+
+
+def save(out, config, learner, metric, mile_plugin, selection, state, device_data) -> None:
+    save_torch({
+        "format": CHECKPOINT_FORMAT,
+        "config": config,
+        "state": state,
+        "model": learner.model.state_dict(),
+        "strategy": learner.state_dict() if hasattr(learner, "state_dict") else None,
+        "mile": mile_plugin.state_dict() if mile_plugin is not None else None,
+        "device_data": device_data.state_dict() if device_data is not None else None,
+        "metric": {"trained_task": metric.trained_task,
+                   "results": {name: r.state_dict() for name, r in metric.results.items()}},
+        "selection_history": selection.history,
+        # sigma of a cosine head (lucir, icarl_norm) after each task, None for a linear head:
+        # shows when lucir's floor (strategies.lucir.SIGMA_MIN) held the scale up
+        "cosine_scale": state.get("cosine_scale"),
+        "rng": rng_state(),
+    }, out / CHECKPOINT)
+
+
+def restore(path, saved, learner, metric, mile_plugin, selection, device_data) -> dict:
+    try:
+        # No optimizer state: every task starts from fresh SGD state (PlateauSelection).
+        learner.model.load_state_dict(saved["model"])
+        if saved["strategy"] is not None:
+            learner.load_state_dict(saved["strategy"])
+        if mile_plugin is not None:
+            mile_plugin.load_state_dict(saved["mile"])
+        if device_data is not None:
+            device_data.load_state_dict(saved["device_data"])
+        metric.trained_task = saved["metric"]["trained_task"]
+        metric.results = {name: IIRCResults.from_state_dict(r)
+                          for name, r in saved["metric"]["results"].items()}
+        selection.history = saved["selection_history"]
+        set_rng_state(saved["rng"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as error:
+        raise ValueError(f"checkpoint {path} does not fit this run ({type(error).__name__}: "
+                         f"{error}); move it away to start that run over") from error
+    return saved["state"]
+
+
