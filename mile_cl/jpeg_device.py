@@ -17,34 +17,17 @@ Its speed on a GPU is UNMEASURED: no GPU was available when it was written. Use 
 from __future__ import annotations
 
 import math
-import os
-import warnings
 from dataclasses import dataclass
 
 import torch
 from avalanche.core import SupervisedPlugin
 from torch import Tensor
 from torch.utils.data import DataLoader
-from torchvision.io import ImageReadMode, decode_jpeg
+from torchvision.io import ImageReadMode
 from torchvision.transforms.v2 import functional as TF
 
 from mile_cl.benchmarks.imagenet import IMAGENET_MEAN, IMAGENET_STD
-
-
-def read_bytes(path) -> Tensor:
-    """A file's bytes as a uint8 [n_bytes] tensor (torchvision.io.read_file, without its
-    deprecation warning)."""
-    with open(os.fspath(path), "rb") as f:
-        return torch.frombuffer(bytearray(f.read()), dtype=torch.uint8)
-
-
-def quiet_decode_jpeg(data, **kwargs):
-    """torchvision.io.decode_jpeg. torchvision 0.29 deprecates its image decoders in favour of
-    TorchCodec (not installed here); until that migration, keep the warning out of every batch."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The image decoding and encoding",
-                                category=DeprecationWarning)
-        return decode_jpeg(data, **kwargs)
+from mile_cl.benchmarks.jpeg_files import quiet_decode_jpeg, read_bytes
 
 
 class ReadEncoded:

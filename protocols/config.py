@@ -17,7 +17,6 @@ import typing
 from dataclasses import dataclass, field, fields
 
 from mile_cl.recipe import BATCH_SIZE, EPOCHS, EVAL_BATCH_SIZE, LR, MOMENTUM, WEIGHT_DECAY
-from protocols.selection import SELECTION_MODES
 
 SEED = 100                  # the IIRC reference's
 
@@ -92,7 +91,9 @@ class MILeConfig:
         return type(self)(**values)
 
 
-SELECTIONS = SELECTION_MODES
+# What scores each epoch (protocols.selection): declared here, where a run is described, so
+# describing a run imports neither the data path nor Avalanche.
+SELECTION_MODES = ("intask", "posttask", "last")
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class RunConfig:
     selection: str = field(default="intask", metadata=recipe(
         "what steps the learning rate and picks the best epoch: intask (IIRC's protocol: "
         "the task's own labels), posttask (complete labels of every seen class) or last (no "
-        "restore, schedule on the training loss)", choices=SELECTIONS))
+        "restore, schedule on the training loss)", choices=SELECTION_MODES))
     strategy_overrides: dict = field(default_factory=dict, metadata=recipe(
         "keyword arguments for strategies.build, as JSON, e.g. '{\"mem_size\": 200}'"))
     # --- data and device
@@ -263,8 +264,8 @@ def _check_values(config: RunConfig) -> None:
     if config.benchmark is not None and config.benchmark not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {config.benchmark!r}; valid: "
                          f"{', '.join(BENCHMARKS)}")
-    if config.selection not in SELECTIONS:
-        raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, got "
+    if config.selection not in SELECTION_MODES:
+        raise ValueError(f"selection must be one of {', '.join(SELECTION_MODES)}, got "
                          f"{config.selection!r}")
     for name in ("epochs", "first_task_epochs", "num_tasks", "batch_size", "eval_batch_size"):
         value = getattr(config, name)

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from protocols.config import RunConfig, load_benchmark
-
-ERROR_FILE = "error.txt"
+from protocols.run_folder import ERROR_FILE
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from mile_cl.plugin import mile_variant_name
+from protocols.labels import differing_settings, flat_settings
+from protocols.run_folder import ERROR_FILE, RESULTS
 
-RESULTS_FILE = "results.json"
 IIRC_CIFAR_NAMES = ("iirc_cifar100",)
 IIRC_CIFAR_CLASSES = 115
 # Final (pw-JS, JS) after all 115 classes, IIRC-CIFAR, 140 epochs per task (280 for task 0),
@@ -70,7 +71,6 @@ TABLE_COLUMNS = (
 # The config keys a group's runs may differ in: that is what is averaged over. Every other key
 # (every RunConfig field and what run_iirc adds) must agree, so no setting can be forgotten.
 AVERAGED_OVER = ("seed", "configuration", "data_fingerprint")
-ERROR_FILE = "error.txt"
 CSV_COLUMNS = ("label", "strategy", "mile", "configuration", "seed", "split", "kind", "metric",
                "task", "eval_task", "num_seen", "value")
 PER_TASK_KINDS = ("union_avg", "forgetting", "hierarchy")
@@ -111,38 +111,16 @@ def base_label(result: dict) -> str:
     return f"{config['strategy']}+MILe[{mile_variant_name(settings)}]"
 
 
-def group_key(result: dict) -> str:
-    """What a run's group is: its config without the settings averaged over."""
-    config = {k: v for k, v in result["config"].items() if k not in AVERAGED_OVER}
-    return json.dumps(config, sort_keys=True, default=str)
-
-
 def label_runs(results: list[dict]) -> None:
     """Give each run its group's label ("_label"): the base label, plus the settings that
     differ between groups with the same base label."""
-    by_base: dict[str, dict[str, dict]] = {}
+    differing = differing_settings([(base_label(r), r["config"]) for r in results],
+                                   ignore=AVERAGED_OVER)
     for result in results:
-        by_base.setdefault(base_label(result), {})[group_key(result)] = _flat(result["config"])
-    for result in results:
-        base, key = base_label(result), group_key(result)
-        variants = by_base[base]
-        differing = sorted({k for flat in variants.values() for k in flat
-                            if k not in AVERAGED_OVER and len({repr(f.get(k))
-                                                               for f in variants.values()}) > 1})
-        mine = variants[key]
-        suffix = ", ".join(f"{k}={_short(mine.get(k))}" for k in differing)
+        base = base_label(result)
+        mine = flat_settings(result["config"])
+        suffix = ", ".join(f"{k}={_short(mine.get(k))}" for k in sorted(differing[base]))
         result["_label"] = f"{base} ({suffix})" if suffix else base
-
-
-def _flat(config: dict, prefix: str = "") -> dict:
-    """{"mile": {"threshold": 0.5}} -> {"mile.threshold": 0.5}: a label names the knob."""
-    flat = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and value and key != "strategy_overrides":
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _short(value) -> str:
@@ -510,9 +488,9 @@ def load_results(out_dir) -> list[dict]:
     "_source" (its path) for error messages. A file that is not valid JSON, or not a results
     dict, raises ValueError naming it; no results.json at all raises FileNotFoundError.
     (Unfinished runs write results.partial.json, which is not read.)"""
-    paths = sorted(Path(out_dir).rglob(RESULTS_FILE))
+    paths = sorted(Path(out_dir).rglob(RESULTS))
     if not paths:
-        raise FileNotFoundError(f"no {RESULTS_FILE} under {out_dir}")
+        raise FileNotFoundError(f"no {RESULTS} under {out_dir}")
     return [_load_one(path) for path in paths]
 
 
@@ -535,7 +513,7 @@ def load_failures(out_dir) -> list[dict]:
     results.json: the error is the traceback's last line."""
     failures = []
     for path in sorted(Path(out_dir).rglob(ERROR_FILE)):
-        if (path.parent / RESULTS_FILE).exists():
+        if (path.parent / RESULTS).exists():
             continue              # failed once, finished on a later try
         lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
         failures.append({"folder": str(path.parent), "error": lines[-1] if lines else "?"})

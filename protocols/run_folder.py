@@ -22,7 +22,9 @@ from protocols.config import RunConfig
 from protocols.provenance import run_identity
 from protocols.resolve import resolve, resolve_device
 
+# The files of a run folder.
 CHECKPOINT, RESULTS, PARTIAL = "checkpoint.pt", "results.json", "results.partial.json"
+ERROR_FILE = "error.txt"           # why a sweep's run failed (protocols.execution)
 CHECKPOINT_FORMAT = "mile-cl checkpoint 2"
 
 

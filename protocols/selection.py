@@ -34,8 +34,7 @@ from torch.utils.data import DataLoader
 
 from mile_cl.device_data import DeviceDataPlugin
 from mile_cl.metrics import mask_targets, predict, pw_jaccard, union_weights
-
-SELECTION_MODES = ("intask", "posttask", "last")
+from protocols.config import SELECTION_MODES
 
 
 @torch.inference_mode()

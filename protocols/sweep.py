@@ -22,6 +22,7 @@ import json
 from pathlib import Path
 
 from protocols.config import MILE_DEFAULTS, RunConfig, field_names
+from protocols.labels import differing_settings, flat_settings
 
 TUPLE_FIELDS = ("synthetic_per_class",)
 
@@ -89,26 +90,17 @@ def run_folders(configs: list[RunConfig], out) -> list[tuple[str, Path]]:
     settings being those that differ between runs of the same strategy and MILe on/off (other
     than the task configuration), so each run has its own folder and a plain sweep keeps the
     plain names."""
-    flats = [_flat(config) for config in configs]
-    by_base: dict[str, list[dict]] = {}
-    for config, flat in zip(configs, flats, strict=True):
-        by_base.setdefault(base_label(config), []).append(flat)
+    values = [config.as_dict() for config in configs]
+    differing = differing_settings(
+        [(base_label(c), v) for c, v in zip(configs, values, strict=True)],
+        ignore=("configuration",))
     named = []
-    for config, flat in zip(configs, flats, strict=True):
-        variants = by_base[base_label(config)]
-        differ = [k for k in flat if k != "configuration"
-                  and len({json.dumps(v.get(k), sort_keys=True) for v in variants}) > 1]
-        label = ",".join([base_label(config), *(f"{k}={_text(flat[k])}" for k in differ)])
+    for config, value in zip(configs, values, strict=True):
+        flat = flat_settings(value)
+        label = ",".join([base_label(config),
+                          *(f"{k}={_text(flat[k])}" for k in differing[base_label(config)])])
         named.append((label, Path(out) / label / f"config{config.configuration}"))
     return named
-
-
-def _flat(config: RunConfig) -> dict:
-    values = config.as_dict()
-    mile = values.pop("mile")
-    for key, value in (mile or {}).items():
-        values[f"mile.{key}"] = value
-    return values
 
 
 def _text(value) -> str:

@@ -10,13 +10,12 @@ from mile_cl.benchmarks.imagenet import (
     imagenet_eval_transform,
     imagenet_train_transform,
 )
+from mile_cl.benchmarks.jpeg_files import quiet_decode_jpeg, read_bytes
 from mile_cl.jpeg_device import (
     Crop,
     DeviceJpegAugment,
     DeviceJpegLoader,
     collate_encoded,
-    quiet_decode_jpeg,
-    read_bytes,
 )
 
 

@@ -30,6 +30,7 @@ from torchvision.io import ImageReadMode
 from torchvision.transforms import v2
 
 from mile_cl.benchmarks.iirc import IIRCBenchmark, ImageFiles, make_iirc_benchmark
+from mile_cl.benchmarks.jpeg_files import quiet_decode_jpeg, read_bytes
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -147,8 +148,6 @@ class DecodeImage:
         if self.decoder == "pil":
             with Image.open(path) as image:
                 return image.convert("RGB")
-        from mile_cl.jpeg_device import quiet_decode_jpeg, read_bytes  # it imports us
-
         return quiet_decode_jpeg(read_bytes(path), mode=ImageReadMode.RGB)
 
     def __repr__(self):
