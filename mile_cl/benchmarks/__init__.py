@@ -25,9 +25,21 @@ from mile_cl.benchmarks.imagenet import (
     imagenet_train_transform,
 )
 from mile_cl.benchmarks.synthetic import small_hierarchy, synthetic_iirc
+from mile_cl.benchmarks.tiny_imagenet import (
+    TINY_IMAGENET_SPLITS,
+    TinyImageNetCacheError,
+    TinyImageNetLayoutError,
+    iirc_tiny_imagenet,
+    load_tiny_imagenet_arrays,
+    tiny_imagenet_hierarchy,
+    tiny_imagenet_tasks,
+)
 
 __all__ = ["IIRCBenchmark", "make_iirc_benchmark", "iirc_cifar100", "synthetic_iirc",
            "small_hierarchy", "iirc_cifar_hierarchy", "iirc_cifar_tasks", "load_cifar100_files",
            "iirc_train_transform", "iirc_eval_transform", "CIFAR_MEAN", "CIFAR_STD",
            "ImageFiles", "iirc_imagenet", "iirc_imagenet_tasks", "imagenet_train_transform",
-           "imagenet_eval_transform", "ImageNetLayoutError", "IMAGENET_MEAN", "IMAGENET_STD"]
+           "imagenet_eval_transform", "ImageNetLayoutError", "IMAGENET_MEAN", "IMAGENET_STD",
+           "iirc_tiny_imagenet", "load_tiny_imagenet_arrays", "tiny_imagenet_hierarchy",
+           "tiny_imagenet_tasks", "TINY_IMAGENET_SPLITS", "TinyImageNetLayoutError",
+           "TinyImageNetCacheError"]
