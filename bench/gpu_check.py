@@ -31,6 +31,7 @@ from mile_cl import MILePlugin  # noqa: E402
 from mile_cl.benchmarks import synthetic_iirc  # noqa: E402
 from mile_cl.device_data import DeviceDataPlugin  # noqa: E402
 from mile_cl.models import resnet32  # noqa: E402
+from mile_cl.precision import Precision  # noqa: E402
 from mile_cl.recipe import LR, MOMENTUM, WEIGHT_DECAY  # noqa: E402
 from protocols.runner import COSINE_HEAD  # noqa: E402
 
@@ -65,7 +66,8 @@ def check_strategy(name: str, with_mile: bool, benchmark, device, batch_size: in
     model = resnet32(benchmark.num_classes, head="cosine" if name in COSINE_HEAD else "linear")
     optimizer = torch.optim.SGD(model.parameters(), lr=LR / 10, momentum=MOMENTUM,
                                 weight_decay=WEIGHT_DECAY)
-    plugins = [DeviceDataPlugin(seed=0)]
+    # The protocol's default policy on CUDA: bf16 autocast, channels_last.
+    plugins = [DeviceDataPlugin(seed=0, precision=Precision.for_run(None, device))]
     if with_mile:
         plugins.append(MILePlugin(interactive_steps=1, imitation_steps=1))
     plugins.append(SyncGuard(steps))

@@ -54,6 +54,7 @@ from mile_cl.device_data import DeviceDataPlugin  # noqa: E402
 from mile_cl.losses import SeenClassesBCE  # noqa: E402
 from mile_cl.models import resnet32  # noqa: E402
 from mile_cl.plugin import MILePlugin  # noqa: E402
+from mile_cl.precision import Precision  # noqa: E402
 from mile_cl.recipe import LR, MOMENTUM, WEIGHT_DECAY  # noqa: E402
 from protocols.selection import PlateauSelection  # noqa: E402
 
@@ -212,21 +213,28 @@ def avalanche_pil(bench, args, device):
 def mile_imitation_device(bench, args, device):
     # After one interactive step every step is an imitation step (the warm-up covers the first).
     mile = MILePlugin(interactive_steps=1, imitation_steps=10**9)
-    return protocol_step(bench, args, device, plugins=[DeviceDataPlugin(seed=0), mile])
+    return protocol_step(bench, args, device, plugins=[protocol_device_data(device), mile])
+
+
+def protocol_device_data(device):
+    """The protocol's device data path: the plugin, and the run's default precision policy
+    (bf16 autocast + channels_last on CUDA, fp32 on CPU) set on the strategy."""
+    return DeviceDataPlugin(seed=0, precision=Precision.for_run(None, device))
 
 
 def captured_step_device(bench, args, device):
     """The ceiling: the whole step replayed as one CUDA graph, batches from DeviceLoader."""
-    plugin = DeviceDataPlugin(seed=0, precision="bf16", channels_last=True)
-    loader = plugin.loader(bench.train_stream[0].dataset.train(), device, args.batch,
-                           train=True, drop_last=True)
+    policy = Precision(torch.bfloat16, channels_last=True)
+    loader = DeviceDataPlugin(seed=0).loader(bench.train_stream[0].dataset.train(), device,
+                                             args.batch, train=True, drop_last=True,
+                                             channels_last=policy.channels_last)
     model, optimizer = new_model(bench.num_classes, device)
-    model = model.to(memory_format=torch.channels_last)
+    model = model.to(memory_format=policy.memory_format)
     criterion = SeenClassesBCE(bench.num_classes).to(device)
     static_x, static_y, _ = next(iter(loader))
 
     def step():
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with policy.autocast(device):
             logits = model(static_x)
         criterion(logits.float(), static_y).backward()
         optimizer.step()
@@ -260,10 +268,9 @@ def rows(bench, args, device):
         "avalanche_pil": lambda: avalanche_pil(bench, args, device),
         "protocol_standard": lambda: protocol_step(bench, args, device, **loader_kwargs(args)),
         "protocol_device": lambda: protocol_step(bench, args, device,
-                                                 plugins=[DeviceDataPlugin(seed=0)]),
+                                                 plugins=[protocol_device_data(device)]),
         "protocol_device_fp32": lambda: protocol_step(
-            bench, args, device,
-            plugins=[DeviceDataPlugin(seed=0, precision="fp32", channels_last=False)]),
+            bench, args, device, plugins=[DeviceDataPlugin(seed=0, precision=Precision())]),
         "mile_imitation_device": lambda: mile_imitation_device(bench, args, device),
         "captured_step_device": lambda: captured_step_device(bench, args, device),
     }
@@ -284,7 +291,7 @@ def two_tasks(bench, args, device, device_data: bool):
                                  bench.num_seen_after,
                                  restore_best=strategies.STRATEGIES[args.strategy]
                                  .restore_best_model, eval_batch_size=1000)
-    plugins = ([DeviceDataPlugin(seed=0)] if device_data else []) + [selection]
+    plugins = ([protocol_device_data(device)] if device_data else []) + [selection]
     learner = strategies.build(args.strategy, model, optimizer, benchmark=bench, plugins=plugins,
                                train_mb_size=args.batch, eval_mb_size=1000, device=device,
                                evaluator=EvaluationPlugin(*iirc_metrics(bench), loggers=[]))

@@ -20,10 +20,11 @@ the whole data path can run on the device instead:
   device. The augmentation is the dataset's own torchvision transform, read and run batched
   (``DeviceTransform``): pixel for pixel what torchvision gives for the same draws.
 - ``before_eval_exp``: the same for evaluation, in order, batches of ``eval_mb_size``.
-- ``before_forward``/``after_forward`` (and their eval twins): bf16 autocast around the
-  forward on CUDA (fp32 elsewhere, or with ``precision="fp32"``), the eval forward under
-  ``torch.inference_mode``; the output is handed back in fp32, so losses and metrics stay fp32.
-  The model is put in channels_last memory format on CUDA (the batches come out that way).
+- ``before_forward``/``after_forward`` (and their eval twins): the forward under the run's
+  precision policy (``mile_cl.precision``: ``precision_of(strategy)``, bf16 autocast on CUDA
+  when the runner sets it), the eval forward under ``torch.inference_mode``; the output is
+  handed back in fp32, so losses and metrics stay fp32. The plugin decides no precision: it
+  applies the strategy's, and lays the model and the batches out in its memory format.
 
 Randomness (shuffling, crop offsets, flips) comes from one ``torch.Generator`` on the device,
 seeded from ``seed`` or, by default, from the global torch seed (``torch.initial_seed()``, so
@@ -56,8 +57,8 @@ from torch import Tensor
 from torchvision.transforms import v2
 
 from mile_cl.benchmarks.iirc import LabelledImages
+from mile_cl.precision import Precision, precision_of
 
-PRECISIONS = ("bf16", "fp32")
 # No torch.compile option: every task's validation and evaluation sizes differ, and compiling
 # per shape recompiled past dynamo's limit on a CPU run. It returns once measured on a GPU.
 
@@ -395,10 +396,13 @@ class DeviceLoader:
 # ------------------------------------------------------------------ the plugin
 
 class DeviceDataPlugin(SupervisedPlugin):
-    """Device-resident data, mixed precision and channels_last for an Avalanche strategy.
+    """Device-resident data for an Avalanche strategy, its forwards in the strategy's precision.
 
-    Put it first in the plugin list, so that the forwards of later plugins' ``before_forward``
-    (MILePlugin's teacher) run under its autocast. Keywords:
+    The precision policy is the strategy's (``precision_of(strategy)``, see ``mile_cl.precision``):
+    the plugin opens its autocast around the training and evaluation forwards and lays the
+    model and the batches out in its memory format. Put it first in the plugin list, so that
+    the forwards of later plugins' ``before_forward`` (MILePlugin's teacher) run under that
+    autocast too. Keywords:
 
     - ``seed``: seeds the device generator (shuffling, crops, flips); None: the global torch
       seed, ``torch.initial_seed()``.
@@ -406,20 +410,23 @@ class DeviceDataPlugin(SupervisedPlugin):
       docstring for what is dropped). Default False.
       ``strategy.train(exp, shuffle=..., drop_last=...)`` overrides it and the shuffling for
       that call, as for Avalanche's own loader.
-    - ``precision``: "bf16" (autocast around the forward) or "fp32"; None: bf16 on CUDA.
-    - ``channels_last``: model and batches in channels_last; None: on CUDA.
+    - ``precision``: for strategies built by hand (the runner sets the policy itself and
+      passes None): a ``Precision``, or a name for ``Precision.for_run(name, strategy.device)``,
+      set as ``strategy.precision_policy`` when training or evaluation starts. None: the
+      plugin leaves the strategy's policy as it is (fp32, NCHW when it has none).
     - ``eval_on_device``: evaluation batches from the device too (in order, ``eval_mb_size``),
       the forward under ``torch.inference_mode``.
     """
 
     def __init__(self, *, seed: int | None = None, drop_last: bool = False,
-                 precision: str | None = None, channels_last: bool | None = None,
-                 eval_on_device: bool = True):
+                 precision: Precision | str | None = None, eval_on_device: bool = True):
         super().__init__()
-        if precision not in (None, *PRECISIONS):
-            raise ValueError(f"precision must be one of {PRECISIONS} or None, got {precision!r}")
+        if isinstance(precision, str):
+            Precision.for_run(precision, "cpu")        # a name it knows, or a ValueError now
+        elif precision is not None and not isinstance(precision, Precision):
+            raise TypeError(f"precision must be a Precision, a name or None, got {precision!r}")
         self.seed = torch.initial_seed() if seed is None else int(seed)
-        self.precision, self.channels_last = precision, channels_last
+        self.precision = precision
         self.eval_on_device = eval_on_device
         self.drop_last = drop_last
         self.generator = None              # on the strategy's device, made at first use
@@ -427,44 +434,39 @@ class DeviceDataPlugin(SupervisedPlugin):
         self._cache = None
         self._forward = None               # the open autocast/inference contexts
 
-    # ---------------------------------------------------------------- settings per device
-    def uses_bf16(self, device) -> bool:
-        precision = self.precision or ("bf16" if torch.device(device).type == "cuda" else "fp32")
-        return precision == "bf16"
-
-    def uses_channels_last(self, device) -> bool:
-        if self.channels_last is None:
-            return torch.device(device).type == "cuda"
-        return self.channels_last
-
     def loader(self, dataset, device, batch_size: int, *, train: bool, shuffle: bool = True,
-               drop_last: bool | None = None) -> DeviceLoader:
+               drop_last: bool | None = None, channels_last: bool = False) -> DeviceLoader:
         """A ``DeviceLoader`` over an Avalanche ``dataset`` on ``device``: the training one
-        (shuffled, augmented) or, with ``train=False``, an evaluation one (in order, whole)."""
+        (shuffled, augmented) or, with ``train=False``, an evaluation one (in order, whole).
+        ``channels_last``: the batches' memory format (the precision policy's)."""
         device = resolved(device)
         if self._cache is None or self._cache.device != device:
             self._cache = ImageCache(device)
         data = DeviceDataset.from_avalanche(dataset, device, self._cache)
         if not train:
-            return DeviceLoader(data, batch_size, shuffle=False,
-                                channels_last=self.uses_channels_last(device))
+            return DeviceLoader(data, batch_size, shuffle=False, channels_last=channels_last)
         return DeviceLoader(data, batch_size, shuffle=shuffle,
                             drop_last=self.drop_last if drop_last is None else drop_last,
-                            generator=self._generator(device),
-                            channels_last=self.uses_channels_last(device))
+                            generator=self._generator(device), channels_last=channels_last)
 
     # ---------------------------------------------------------------- callbacks
+    def before_training(self, strategy, **kwargs):
+        self._set_policy(strategy)
+
+    def before_eval(self, strategy, **kwargs):
+        self._set_policy(strategy)
+
     def before_training_exp(self, strategy, shuffle=True, drop_last=None, **kwargs):
         self._close_forward()
-        device = strategy.device
-        if self.uses_channels_last(device):
+        channels_last = precision_of(strategy).channels_last
+        if channels_last:
             strategy.model.to(memory_format=torch.channels_last)   # in place: the optimiser's
-        strategy.dataloader = self.loader(strategy.adapted_dataset, device,
+        strategy.dataloader = self.loader(strategy.adapted_dataset, strategy.device,
                                           strategy.train_mb_size, train=True, shuffle=shuffle,
-                                          drop_last=drop_last)
+                                          drop_last=drop_last, channels_last=channels_last)
 
     def before_forward(self, strategy, **kwargs):
-        self._open_forward(strategy.device, evaluating=False)
+        self._open_forward(strategy, evaluating=False)
 
     def after_forward(self, strategy, **kwargs):
         self._close_forward()
@@ -473,11 +475,12 @@ class DeviceDataPlugin(SupervisedPlugin):
     def before_eval_exp(self, strategy, **kwargs):
         self._close_forward()
         if self.eval_on_device:
-            strategy.dataloader = self.loader(strategy.adapted_dataset, strategy.device,
-                                              strategy.eval_mb_size, train=False)
+            strategy.dataloader = self.loader(
+                strategy.adapted_dataset, strategy.device, strategy.eval_mb_size, train=False,
+                channels_last=precision_of(strategy).channels_last)
 
     def before_eval_forward(self, strategy, **kwargs):
-        self._open_forward(strategy.device, evaluating=True)
+        self._open_forward(strategy, evaluating=True)
 
     def after_eval_forward(self, strategy, **kwargs):
         self._close_forward()
@@ -511,15 +514,21 @@ class DeviceDataPlugin(SupervisedPlugin):
                 self._pending_state = None
         return self.generator
 
-    def _open_forward(self, device, evaluating: bool):
+    def _set_policy(self, strategy):
+        # The one place this plugin touches the policy, and only when given the keyword.
+        if self.precision is not None:
+            strategy.precision_policy = (
+                Precision.for_run(self.precision, strategy.device)
+                if isinstance(self.precision, str) else self.precision)
+
+    def _open_forward(self, strategy, evaluating: bool):
         # Entered in before_forward, left in after_forward: the forward is all Avalanche runs
         # between them. A context left open by an exception is closed first.
         self._close_forward()
         stack = contextlib.ExitStack()
         if evaluating and self.eval_on_device:
             stack.enter_context(torch.inference_mode())
-        if self.uses_bf16(device):
-            stack.enter_context(torch.autocast(torch.device(device).type, dtype=torch.bfloat16))
+        stack.enter_context(precision_of(strategy).autocast(strategy.device))
         self._forward = stack
 
     def _close_forward(self):

@@ -28,6 +28,7 @@ from mile_cl.jpeg_device import JpegDecodePlugin
 from mile_cl.mile_metrics import mile_metrics
 from mile_cl.models import build_model
 from mile_cl.plugin import MILePlugin, init_output_bias
+from mile_cl.precision import Precision
 from protocols.checkpoint import save_json, seed_everything
 from protocols.config import RunConfig
 from protocols.provenance import environment, run_identity
@@ -115,8 +116,7 @@ def run_iirc(benchmark, config: RunConfig | str, *, out_dir=None, resume: bool =
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     # First in the list: MILe's teacher forward then runs under its autocast too.
-    device_data = (DeviceDataPlugin(seed=config.seed, precision=config.precision)
-                   if config.data_on_device else None)
+    device_data = DeviceDataPlugin(seed=config.seed) if config.data_on_device else None
     loader_options = dict(num_workers=config.num_workers, pin_memory=config.pin_memory,
                           persistent_workers=config.persistent_workers and config.num_workers > 0)
     jpeg_decode = (JpegDecodePlugin(seed=config.seed, **loader_options) if config.gpu_decode
@@ -131,6 +131,10 @@ def run_iirc(benchmark, config: RunConfig | str, *, out_dir=None, resume: bool =
         train_mb_size=config.batch_size, eval_mb_size=config.eval_batch_size,
         train_epochs=config.epochs, device=device,
         evaluator=EvaluationPlugin(*metrics, loggers=loggers), **config.strategy_overrides)
+    # The run's one precision policy; every forward (training, selection, old models,
+    # A-GEM's memory, evaluation) reads it from here (mile_cl.precision).
+    learner.precision_policy = Precision.for_run(config.precision, device,
+                                                 data_on_device=config.data_on_device)
 
     state = dict(next_task=0, task_seconds=[], summaries=[], cosine_scale=[])
     if saved is not None:

@@ -17,14 +17,16 @@ What scores an epoch (``mode``):
 - ``"last"``: no validation; the schedule reads the epoch's mean training loss (min mode) and
   no epoch is restored: the model is the last epoch's.
 
-When the strategy keeps its data on the device (a ``DeviceDataPlugin``), validation batches
-come from the device too, under ``inference_mode`` and the plugin's precision, and the score
-is accumulated there: one host read per epoch.
+Validation forwards run in the run's precision (``mile_cl.precision.precision_of(strategy)``,
+the policy the training step uses). When the strategy keeps its data on the device (a
+``DeviceDataPlugin``), validation batches come from the device too (in the policy's memory
+format), under ``inference_mode``, and the score is accumulated there: one host read per epoch.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import warnings
 
 import torch
@@ -34,20 +36,23 @@ from torch.utils.data import DataLoader
 
 from mile_cl.device_data import DeviceDataPlugin
 from mile_cl.metrics import mask_targets, predict, pw_jaccard, union_weights
+from mile_cl.precision import precision_of
 from protocols.config import SELECTION_MODES
 
 
 @torch.inference_mode()
-def validation_pw_jaccard(model, dataset, num_seen: int, device, batch_size: int = 1000) -> float:
+def validation_pw_jaccard(model, dataset, num_seen: int, device, batch_size: int = 1000, *,
+                          autocast=None) -> float:
     """Mean pw-JS of ``model`` on ``dataset`` (eval transforms), over the first ``num_seen``
-    classes. NaN for an empty dataset."""
+    classes. NaN for an empty dataset. ``autocast``: as for ``score_batches``."""
     if len(dataset) == 0:
         return float("nan")
     was_training = model.training
     model.eval()
     total = 0.0
     for x, y, *_ in DataLoader(dataset.eval(), batch_size=batch_size, shuffle=False):
-        logits = model(x.to(device))
+        with autocast() if autocast is not None else contextlib.nullcontext():
+            logits = model(x.to(device))
         total += pw_jaccard(predict(logits, num_seen).cpu(), mask_targets(y, num_seen)).sum().item()
     model.train(was_training)
     return total / len(dataset)
@@ -59,7 +64,7 @@ def score_batches(model, batches, num_seen: int, *, union: bool, autocast=None) 
     float64 tensor on that device (no host read; NaN without samples). With ``union``, each
     sample is weighted 1/|labels seen| (``union_weights``): over a concatenation of IIRC
     complete-label experiences every image then counts once. ``autocast``: a context
-    manager factory for the forward (mixed precision)."""
+    manager factory for the forward (the precision policy's ``autocast``)."""
     was_training = model.training
     model.eval()
     total = weight = None
@@ -172,33 +177,33 @@ class PlateauSelection(SupervisedPlugin):
     def _score(self, strategy, task):
         """The epoch's validation score: a float from the host path, a 0-d device tensor
         from the device path (read later, with the finiteness check)."""
+        policy = precision_of(strategy)
+        autocast = functools.partial(policy.autocast, strategy.device)
         device_data = _device_data_plugin(strategy)
         if device_data is None:
-            return self._host_score(strategy, task)
+            return self._host_score(strategy, task, autocast)
         if self._device_batches is None:
             dataset, num_seen = self._validation_data(strategy, task)
             if len(dataset) == 0:
                 return float("nan")
             loader = device_data.loader(dataset, strategy.device, self.eval_batch_size,
-                                        train=False)
+                                        train=False, channels_last=policy.channels_last)
             self._device_batches = ([(x, y) for x, y, _ in loader], num_seen)
         batches, num_seen = self._device_batches
-        bf16 = device_data.uses_bf16(strategy.device)
-        autocast = (lambda: torch.autocast(strategy.device.type, dtype=torch.bfloat16)) \
-            if bf16 else None
         return score_batches(strategy.model, batches, num_seen,
                              union=self.mode == "posttask", autocast=autocast)
 
-    def _host_score(self, strategy, task) -> float:
+    def _host_score(self, strategy, task, autocast) -> float:
         dataset, num_seen = self._validation_data(strategy, task)
         if self.mode == "intask":     # the reference's arithmetic, bit for bit
             return validation_pw_jaccard(strategy.model, dataset, num_seen, strategy.device,
-                                         self.eval_batch_size)
+                                         self.eval_batch_size, autocast=autocast)
         if len(dataset) == 0:
             return float("nan")
         batches = ((x.to(strategy.device), y.to(strategy.device)) for x, y, *_ in
                    DataLoader(dataset.eval(), batch_size=self.eval_batch_size, shuffle=False))
-        return float(score_batches(strategy.model, batches, num_seen, union=True))
+        return float(score_batches(strategy.model, batches, num_seen, union=True,
+                                   autocast=autocast))
 
     def _validation_data(self, strategy, task):
         if self.mode == "posttask":
@@ -225,7 +230,8 @@ def _concat(datasets):
 
 
 def _device_data_plugin(strategy):
-    """The strategy's DeviceDataPlugin when it evaluates on the device, else None."""
+    """The strategy's DeviceDataPlugin when it evaluates on the device, else None: where the
+    validation batches come from (a data question; the precision is ``precision_of``'s)."""
     for plugin in getattr(strategy, "plugins", ()):
         if isinstance(plugin, DeviceDataPlugin) and plugin.eval_on_device:
             return plugin

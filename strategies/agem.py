@@ -12,7 +12,8 @@ showed when stored. The buffer is NOT mixed into the stream's minibatches; at ev
 The memory batch is drawn, gathered and augmented on the model's device (the exemplars are
 uploaded once per task, ``mile_cl.device_data.DeviceDataset``), with the strategy's own
 generator there, and the projection is chosen by ``torch.where``: the step never waits for
-the host.
+the host. It runs in the run's precision (``mile_cl.precision.precision_of``: autocast and
+memory format), as the stream's forward does.
 
 Order with MILe: the stream loss reads ``strategy.mb_y`` after the plugins' ``after_forward``
 (MILe's pseudo-labels when imitating), but over the current task's classes only, so MILe's
@@ -24,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from mile_cl.device_data import DeviceDataset
+from mile_cl.precision import precision_of
 from mile_cl.recipe import BATCH_SIZE
 from strategies.memory import WithMemory
 
@@ -70,8 +72,10 @@ class AGEM(WithMemory):
         params = [p for p in self.model.parameters() if p.requires_grad]
         grad = _flat_grad(params)
         x, y = self._memory_batch()
+        with precision_of(self).autocast(self.device):
+            logits = self.model(x)
         old = slice(0, self.num_old)
-        memory_loss = F.binary_cross_entropy_with_logits(self.model(x)[:, old].float(),
+        memory_loss = F.binary_cross_entropy_with_logits(logits[:, old].float(),
                                                          y[:, old].float())
         reference = torch.autograd.grad(memory_loss, params, allow_unused=True)
         reference = torch.cat([torch.zeros_like(p).flatten() if r is None else r.flatten()
@@ -79,11 +83,13 @@ class AGEM(WithMemory):
         _write_grad(params, agem_project(grad, reference))
 
     def _memory_batch(self):
-        """``min(memory_batch_size, len)`` distinct random exemplars, augmented, on the device."""
+        """``min(memory_batch_size, len)`` distinct random exemplars, augmented, on the device,
+        in the precision policy's memory format."""
         generator = self._memory_generator()
         n = len(self._memory)
         picked = torch.randperm(n, generator=generator, device=generator.device)
-        x, y, _ = self._memory.batch(picked[:self.memory_batch_size], generator)
+        x, y, _ = self._memory.batch(picked[:self.memory_batch_size], generator,
+                                     channels_last=precision_of(self).channels_last)
         return x, y
 
     def _memory_generator(self) -> torch.Generator:

@@ -17,12 +17,13 @@ Order with MILe: distillation is applied AFTER the plugins' ``after_forward``, t
 pseudo-labels during imitation (the ground truth during interaction), and the old classes
 always get the previous model's soft outputs: MILe's pseudo-labels on old classes are
 overwritten, since iCaRL's own teacher for them is the previous model. The previous model's
-forward runs in ``forward``, beside the model's, under the same autocast (bf16 on CUDA with
-the device data path).
+forward runs in ``forward``, beside the model's, in the run's precision
+(``mile_cl.precision.precision_of``: bf16 autocast on CUDA with the device data path).
 """
 import torch
 
 from mile_cl.models import CosineLinear, frozen_copy
+from mile_cl.precision import precision_of
 from strategies.er import ER
 
 
@@ -52,7 +53,7 @@ class ICaRL(ER):
         """The previous model's logits on the minibatch (None when there is none)."""
         if not self.is_training or self.old_model is None:
             return None
-        with torch.no_grad():
+        with torch.no_grad(), precision_of(self).autocast(self.device):
             return self.old_model(x)
 
     def criterion(self):

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from mile_cl.models import CosineLinear
+from mile_cl.precision import precision_of
 from strategies.icarl import ICaRL
 
 LAMBDA_BASE = 5.0           # less-forget weight, scaled by sqrt(old classes / new classes)
@@ -81,7 +82,7 @@ class LUCIR(ICaRL):
         self.mb_y_loaded = self.mbatch[1]  # before any plugin may replace it
 
     def forward(self):
-        self.mb_old_features = self._old_forward(self.mb_x)   # under the same autocast
+        self.mb_old_features = self._old_forward(self.mb_x)   # in the run's precision
         self.mb_features = self.model.features(self.mb_x)
         return self.model.head(self.mb_features)
 
@@ -89,7 +90,7 @@ class LUCIR(ICaRL):
         """The previous model's features on the minibatch (None when there is none)."""
         if not self.is_training or self.old_model is None:
             return None
-        with torch.no_grad():
+        with torch.no_grad(), precision_of(self).autocast(self.device):
             return self.old_model.features(x)
 
     def criterion(self):

@@ -31,6 +31,7 @@ from mile_cl.device_data import (
 from mile_cl.metrics import mask_targets, predict, pw_jaccard, union_weights
 from mile_cl.models import CosineLinear
 from mile_cl.plugin import MILePlugin, pseudo_labels
+from mile_cl.precision import Precision
 
 LR, BATCH = 0.05, 16
 
@@ -376,7 +377,9 @@ def mean_final_score(name, benchmark, device_data, device="cpu", seeds=range(3))
     values = []
     for seed in seeds:
         scores = Scores()
-        plugins = [DeviceDataPlugin(seed=seed)] if device_data else []
+        # the device path in the run's default policy (on CUDA: bf16 autocast, channels_last)
+        plugins = ([DeviceDataPlugin(seed=seed, precision=Precision.for_run(None, device))]
+                   if device_data else [])
         strategy = make(name, benchmark, plugins=plugins + [scores], seed=seed, train_epochs=15,
                         device=device)
         train_tasks(strategy, benchmark, scores, n_tasks=benchmark.n_tasks)
@@ -420,7 +423,7 @@ class Watch(SupervisedPlugin):
 
 def test_bf16_autocast_and_channels_last_where_asked(iirc):
     watch = Watch()
-    plugin = DeviceDataPlugin(seed=0, precision="bf16", channels_last=True)
+    plugin = DeviceDataPlugin(seed=0, precision=Precision(torch.bfloat16, channels_last=True))
     strategy = make("finetune", iirc, plugins=[plugin, watch], train_epochs=1)
     strategy.train(iirc.train_stream[0], eval_streams=[])
     strategy.eval(iirc.test_stream[:1])
@@ -433,16 +436,17 @@ def test_bf16_autocast_and_channels_last_where_asked(iirc):
 
 
 def test_device_defaults():
-    # the defaults off CUDA: fp32, NCHW
-    default = DeviceDataPlugin(seed=0)
-    assert not default.uses_bf16("cpu") and not default.uses_channels_last("cpu")
-    assert default.uses_bf16("cuda") and default.uses_channels_last("cuda")
-    assert not DeviceDataPlugin(precision="fp32").uses_bf16("cuda")
+    # the defaults off CUDA: fp32, NCHW (the policy is decided in mile_cl.precision)
+    default = Precision.for_run(None, "cpu")
+    assert default.autocast_dtype is None and not default.channels_last
+    on_cuda = Precision.for_run(None, "cuda")
+    assert on_cuda.autocast_dtype is torch.bfloat16 and on_cuda.channels_last
+    assert Precision.for_run("fp32", "cuda").autocast_dtype is None
 
 
 @pytest.mark.parametrize("name", strategies.NAMES)
 def test_every_strategy_trains_through_the_plugin_in_bf16(name, iirc):
-    plugin = DeviceDataPlugin(seed=0, precision="bf16", channels_last=True)
+    plugin = DeviceDataPlugin(seed=0, precision=Precision(torch.bfloat16, channels_last=True))
     mile = MILePlugin(interactive_steps=1, imitation_steps=1)
     scores = Scores()
     strategy = make(name, iirc, plugins=[plugin, mile, scores], train_epochs=1)
@@ -470,7 +474,8 @@ def test_cuda_batches_equal_the_cpu_ones_and_never_synchronise(iirc):
     got = on_gpu.transform.apply(on_gpu.images, [d.cuda() for d in draws], channels_last=True)
     assert torch.allclose(got.cpu(), expected, rtol=0, atol=1e-6)
     plugin = DeviceDataPlugin(seed=0)
-    loader = plugin.loader(dataset, "cuda", BATCH, train=True)
+    loader = plugin.loader(dataset, "cuda", BATCH, train=True,
+                           channels_last=Precision.for_run(None, "cuda").channels_last)
     assert plugin._generator("cuda:0") is plugin._generator("cuda")   # one stream of draws
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
@@ -506,7 +511,8 @@ class NoSyncInTheStep(SupervisedPlugin):
 @cuda
 def test_cuda_training_step_never_synchronises(iirc):
     mile = MILePlugin(interactive_steps=2, imitation_steps=2)
-    strategy = make("finetune", iirc, plugins=[DeviceDataPlugin(seed=0), mile, NoSyncInTheStep()],
+    plugin = DeviceDataPlugin(seed=0, precision=Precision.for_run(None, "cuda"))  # bf16
+    strategy = make("finetune", iirc, plugins=[plugin, mile, NoSyncInTheStep()],
                     device="cuda", train_epochs=1)
     try:
         for experience in iirc.train_stream[:2]:
