@@ -221,6 +221,10 @@ def _add_sweep_flags(group) -> None:
     group.add_argument("--max-retries", type=whole_number(low=0), metavar="N", default=2,
                        help="times a run is retried when its worker or node dies; a retry "
                             "resumes from the run's last finished task (default: %(default)s)")
+    group.add_argument("--baseline", metavar="LABEL",
+                       help="comparison.md also gets every run label's paired differences "
+                            "against this label (e.g. er): runs paired by task configuration "
+                            "and seed, 95%% intervals, unpaired runs listed")
 
 
 # --- from flags and file to runs -----------------------------------------------------------
@@ -241,6 +245,7 @@ def parse_args(argv=None, *, prog: str, doc: str, defaults: dict, out: str):
         parser.error(_flag_named(str(error), args.config))
     args.configs = configs
     _check_execution(parser, args)
+    _check_baseline(parser, args.baseline, configs)
     if args.ray_address is None:
         for device in dict.fromkeys(c.device for c in configs):
             try:
@@ -315,6 +320,18 @@ def _flag_named(message: str, sweep_file) -> str:
     if sweep_file:        # flags are type-checked by argparse: a bad value is the file's
         return f"--config {sweep_file}: {message}"
     return f"MILe flags (--mile-*): {message}" if "threshold" in message else message
+
+
+def _check_baseline(parser, baseline: str | None, configs) -> None:
+    """--baseline names a report label ("er", "er+MILe[...]"): its strategy must be swept."""
+    if baseline is None:
+        return
+    strategy = baseline.split(" (")[0].split("+")[0]
+    swept = sorted({c.strategy for c in configs})
+    if strategy not in swept:
+        parser.error(f"--baseline {baseline!r}: the sweep runs no {strategy!r}; its strategies "
+                     f"are {', '.join(swept)} (the baseline is a report label such as "
+                     f"{swept[0]!r})")
 
 
 def _check_execution(parser, args) -> None:
@@ -485,14 +502,15 @@ def run_sweep(args) -> int:
         outcomes = run_on_ray(args.jobs, workers=args.workers, gpus_per_run=gpus,
                               cpus_per_run=args.cpus_per_run, address=args.ray_address,
                               max_retries=args.max_retries, show=not args.quiet)
-    return write_sweep_report(Path(args.out), [o for o in outcomes if not o.ok])
+    return write_sweep_report(Path(args.out), [o for o in outcomes if not o.ok],
+                              baseline=args.baseline)
 
 
-def write_sweep_report(out: Path, failed) -> int:
+def write_sweep_report(out: Path, failed, baseline: str | None = None) -> int:
     from protocols.report import load_failures, load_results, write_report
     failures = load_failures(out)
     try:
-        paths = write_report(load_results(out), out, failures)
+        paths = write_report(load_results(out), out, failures, baseline=baseline)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: no report: {error}", file=sys.stderr)
         return 1 if failed else 2

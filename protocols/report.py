@@ -38,6 +38,7 @@ from matplotlib.lines import Line2D
 
 from mile_cl.plugin import mile_variant_name
 from protocols.labels import differing_settings, flat_settings
+from protocols.paired import format_difference, pair_runs, paired_difference
 from protocols.run_folder import ERROR_FILE, RESULTS
 
 IIRC_CIFAR_NAMES = ("iirc_cifar100",)
@@ -258,11 +259,13 @@ def _csv_cell(value):
 # ------------------------------------------------------------------ comparison.md
 
 
-def comparison_table(results: list[dict], failed: list[dict] = ()) -> str:
+def comparison_table(results: list[dict], failed: list[dict] = (),
+                     baseline: str | None = None) -> str:
     """The Markdown comparison: a header saying what was run and how to read it, then one row
     per label: final union-average scores as mean ± sample std over its runs, and the IIRC
-    paper's reference numbers where they apply; then the runs that failed (``load_failures``),
-    which the table does not count."""
+    paper's reference numbers where they apply; with ``baseline`` (a run label, e.g. "er"),
+    every other label's paired differences against it (``paired_section``); then the runs
+    that failed (``load_failures``), which the table does not count."""
     groups = group_by_label(results)
     reference_note = reference_applies(results)
     with_reference = reference_note is None
@@ -276,7 +279,50 @@ def comparison_table(results: list[dict], failed: list[dict] = ()) -> str:
                   for _, family, name in TABLE_COLUMNS]
         cells += _reference_cells(runs[0]["config"]["strategy"]) if with_reference else []
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines + failed_section(failed)) + "\n"
+    paired = paired_section(groups, baseline) if baseline is not None else []
+    return "\n".join(lines + paired + failed_section(failed)) + "\n"
+
+
+# The paired table's columns: (header, results family, name), final values on the test set.
+PAIRED_COLUMNS = (
+    ("Δ pw-JS", "union_avg", "pw_jaccard"),
+    ("Δ JS", "union_avg", "jaccard"),
+    ("Δ super recall", "hierarchy", "superclass_recall"),
+    ("Δ sub recall", "hierarchy", "subclass_recall"),
+)
+
+
+def paired_section(groups: dict[str, list[dict]], baseline: str) -> list[str]:
+    """Every label against ``baseline``: runs paired by (task configuration, seed), final test
+    values, mean difference with a 95% t interval and the pairs favouring the label; runs
+    without a partner are listed under the table."""
+    title = f"## Paired differences against `{baseline}` (final, test set)"
+    if baseline not in groups:
+        return ["", title, "", f"No runs are labelled `{baseline}`; the labels are: "
+                + ", ".join(f"`{label}`" for label in groups) + ". Pass one of them as "
+                "--baseline."]
+    lines = ["", title, "",
+             f"Each cell: mean of (run - {baseline}) over runs paired by task configuration "
+             "and seed, [95% Student-t interval], (pairs where the run is higher / pairs).", "",
+             "| run | pairs | " + " | ".join(h for h, _, _ in PAIRED_COLUMNS) + " |",
+             "|" + "---|" * (2 + len(PAIRED_COLUMNS))]
+    unpaired = []
+    for label, runs in groups.items():
+        if label == baseline:
+            continue
+        pairing = pair_runs(runs, groups[baseline])
+        cells = [format_difference(paired_difference(
+            pairing, lambda r, f=family, n=name: final_value(r, f, n)))
+            for _, family, name in PAIRED_COLUMNS]
+        lines.append(f"| {label} | {len(pairing.pairs)} | " + " | ".join(cells) + " |")
+        unpaired += [f"- `{label}`: configuration {c}, seed {s} has no `{baseline}` run"
+                     for c, s in pairing.arm_only]
+        unpaired += [f"- `{baseline}`: configuration {c}, seed {s} has no `{label}` run"
+                     for c, s in pairing.baseline_only]
+    if unpaired:
+        lines += ["", f"Unpaired runs ({len(unpaired)}), not in the differences above:", "",
+                  *unpaired]
+    return lines
 
 
 def failed_section(failed: list[dict]) -> list[str]:
@@ -520,8 +566,10 @@ def load_failures(out_dir) -> list[dict]:
     return failures
 
 
-def write_report(results: list[dict], out_dir, failed: list[dict] = ()) -> dict[str, Path]:
-    """Write runs.csv, comparison.md (with the ``failed`` runs listed), union_pwjs.png and
+def write_report(results: list[dict], out_dir, failed: list[dict] = (),
+                 baseline: str | None = None) -> dict[str, Path]:
+    """Write runs.csv, comparison.md (with the ``failed`` runs listed and, with ``baseline``,
+    paired differences against that label), union_pwjs.png and
     r_matrix_<label>.png into ``out_dir`` (created if needed). Returns {name: path}, name =
     file name without suffix."""
     out = Path(out_dir)
@@ -529,7 +577,7 @@ def write_report(results: list[dict], out_dir, failed: list[dict] = ()) -> dict[
     groups = group_by_label(results)          # fails before anything is written
     paths = {"runs": write_csv(results, out / "runs.csv")}
     paths["comparison"] = out / "comparison.md"
-    paths["comparison"].write_text(comparison_table(results, failed))
+    paths["comparison"].write_text(comparison_table(results, failed, baseline))
     paths["union_pwjs"] = plot_union_curves(results, out / "union_pwjs.png")
     for label, runs in groups.items():
         name = f"r_matrix_{_file_safe(label)}"
