@@ -1,26 +1,32 @@
 """The protocol's MILe default gives superclasses back where ER loses them (ResNet-32, IIRC).
 
-One cell of bench/mile_iirc_sweep.py: the IIRC protocol (run_iirc, ER, ResNet-32, the
-reference intask selection) at the sweep's scale on the harder synthetic stand-in, seed 0,
-task order 0, one CPU thread. Final scores after the last task, as measured by the sweep
-(seeds 1 and 2 of task order 0 and all other cells are in docs/mile_iirc_sweep.jsonl):
+Three cells of bench/mile_iirc_sweep.py (the IIRC protocol, ER, ResNet-32, intask selection,
+the sweep's scale on the harder synthetic stand-in; seeds 0, 1, 2 of task order 0). Final
+superclass recall on subclass test samples, measured on this project's 2-core CPU
+(AMD EPYC, AVX512; ``ATEN_CPU_CAPABILITY=avx2`` gave the same numbers as the default):
 
-    arm                                seed  pw-JS   superclass recall
-    er                                 0     0.102   0.000
-    er+MILe[gt,prev-teacher,...]       0     0.250   0.900
+    threads  arm                             seed 0  seed 1  seed 2   mean
+    1        er                               0.000   0.000   0.000   0.000
+    1        er+MILe[gt,prev-teacher,...]     0.600   0.500   0.500   0.533
+    2        er                               0.000   0.000   0.000   0.000
+    2        er+MILe[gt,prev-teacher,...]     0.100   0.500   0.500   0.367
 
-The test asserts a superclass-recall gain above 0.5 and no loss of pw-JS. In the sweep the
-default beat ER on both in all 12 (selection, seed, task order) cells, but the gain was above
-0.5 in only 6 of them (0.15 to 1.0): this test pins one measured case.
+One cell moves by 0.5 between one and two threads (floating-point reduction order), so the
+test asserts on the mean over the cells, with a margin below the smallest mean gain seen
+(0.367): a gain above 0.25. It does not compare pw-JS between the arms (the per-cell
+difference changes sign with the thread count); it only asserts that MILe's runs learn
+(mean final pw-JS above 0.08; measured 0.166 and 0.163). What carries the gain (the old
+model's labels, not the generations) is measured in docs/mile_on_iirc.md.
 """
+import statistics
 
 import pytest
-import torch
 from scripts import load_script
 
-mile_iirc_sweep = load_script("bench/mile_iirc_sweep.py")
+from protocols.config import MILE_DEFAULTS, as_mile_config
 
-from protocols.config import MILE_DEFAULTS, as_mile_config  # noqa: E402
+mile_iirc_sweep = load_script("bench/mile_iirc_sweep.py")
+SEEDS = (0, 1, 2)
 
 
 def test_the_sweeps_arm_is_the_protocols_default():
@@ -28,14 +34,20 @@ def test_the_sweeps_arm_is_the_protocols_default():
     assert as_mile_config(mile) == MILE_DEFAULTS and not prior_bias
 
 
+@pytest.fixture(scope="module")
+def finals():
+    return {(arm, seed): mile_iirc_sweep.run_one(arm, "intask", seed=seed, task_order=0)["final"]
+            for arm in ("er", "gt,prev-teacher") for seed in SEEDS}
+
+
 @pytest.mark.filterwarnings("ignore")          # Avalanche's logger and deprecation notices
-def test_default_mile_raises_superclass_recall_over_er_without_losing_pw_jaccard():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)        # the numbers above were measured on one thread
-    try:
-        er = mile_iirc_sweep.run_one("er", "intask", seed=0, task_order=0)["final"]
-        mile = mile_iirc_sweep.run_one("gt,prev-teacher", "intask", seed=0, task_order=0)["final"]
-    finally:
-        torch.set_num_threads(threads)
-    assert mile["superclass_recall"] - er["superclass_recall"] > 0.5, (er, mile)
-    assert mile["pw_jaccard"] >= er["pw_jaccard"], (er, mile)
+def test_default_mile_raises_mean_superclass_recall_over_er(finals):
+    gains = [finals["gt,prev-teacher", s]["superclass_recall"]
+             - finals["er", s]["superclass_recall"] for s in SEEDS]
+    assert statistics.fmean(gains) > 0.25, (gains, finals)
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_default_mile_runs_learn(finals):
+    pw_jaccard = [finals["gt,prev-teacher", s]["pw_jaccard"] for s in SEEDS]
+    assert statistics.fmean(pw_jaccard) > 0.08, pw_jaccard
