@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import typing
 from dataclasses import dataclass, field, fields
 
@@ -134,8 +135,8 @@ class RunConfig:
         "keyword arguments for strategies.build, as JSON, e.g. '{\"mem_size\": 200}'"))
     # --- data and device
     data_root: str = field(default="data", metadata=data(
-        "folder with cifar-100-python/ (IIRC-CIFAR) or train/ and val/ class folders "
-        "(IIRC-ImageNet)"))
+        "folder with cifar-100-python/ (IIRC-CIFAR), train/ and val/ class folders "
+        "(IIRC-ImageNet), or Tiny ImageNet's tiny-imagenet-200/ (or that folder itself)"))
     synthetic_per_class: tuple[int, int] = field(default=(30, 5), metadata=data(
         "synthetic_iirc's train,test images per fine class (CIFAR's own: 500,100)"))
     device: str | None = field(default=None, metadata=data(
@@ -148,9 +149,9 @@ class RunConfig:
     model: str = field(default="resnet32", metadata=data(
         "network: resnet32 (IIRC-CIFAR) or resnet50 (IIRC-ImageNet)",
         choices=("resnet32", "resnet50")))
-    image_size: int = field(default=224, metadata=data(
-        "IIRC-ImageNet crop size (evaluation resizes to size*256/224 first); smaller is for "
-        "quick checks, not the recipe"))
+    image_size: int | None = field(default=None, metadata=data(
+        "image size: IIRC-ImageNet's crop (default 224; evaluation resizes to size*256/224 "
+        "first), IIRC-TinyImageNet's stored size (default 64, at most 64)"))
     decoder: str = field(default="pil", metadata=data(
         "IIRC-ImageNet host decoding: pil (the reference's pixels) or torchvision (faster)",
         choices=("pil", "torchvision")))
@@ -281,7 +282,7 @@ def _check_values(config: RunConfig) -> None:
     if min(config.synthetic_per_class) < 1:
         raise ValueError(f"synthetic_per_class must be two whole numbers >= 1, got "
                          f"{config.synthetic_per_class}")
-    if config.image_size < 1:
+    if config.image_size is not None and config.image_size < 1:
         raise ValueError(f"image_size must be a whole number >= 1, got {config.image_size}")
     if config.num_workers < 0:
         raise ValueError(f"num_workers must be a whole number >= 0, got {config.num_workers}")
@@ -328,23 +329,59 @@ def _iirc_imagenet(variant: str):
         if download:
             raise ValueError("IIRC-ImageNet cannot be downloaded here: get ILSVRC-2012 from "
                              "image-net.org and lay it out as the README says")
-        size = config.image_size
+        size = image_size_of(config)
         return iirc_imagenet(config.data_root, variant, config.configuration, size=size,
                              resize=round(size * 256 / 224), decoder=config.decoder)
     return load
 
 
+def _iirc_tiny_imagenet(variant: str):
+    def load(config: RunConfig, download: bool = False):
+        from mile_cl.benchmarks import iirc_tiny_imagenet
+        if download:
+            raise ValueError("Tiny ImageNet is not downloaded by this tool: unpack the public "
+                             "tiny-imagenet-200.zip into --data-root (docs/tiny_imagenet.md)")
+        return iirc_tiny_imagenet(tiny_imagenet_root(config.data_root), variant,
+                                  config.configuration, image_size=image_size_of(config))
+    return load
+
+
+def tiny_imagenet_root(data_root: str) -> str:
+    """``data_root`` itself when it holds Tiny ImageNet's wnids.txt, else its
+    tiny-imagenet-200/ (as --data-root data holds cifar-100-python/)."""
+    nested = os.path.join(data_root, TINY_IMAGENET_FOLDER)
+    if not os.path.exists(os.path.join(data_root, "wnids.txt")) and os.path.isdir(nested):
+        return nested
+    return data_root
+
+
+TINY_IMAGENET_FOLDER = "tiny-imagenet-200"
 BENCHMARKS = {"iirc_cifar100": _iirc_cifar100, "synthetic_iirc": _synthetic_iirc,
               "iirc_imagenet_lite": _iirc_imagenet("lite"),
-              "iirc_imagenet_full": _iirc_imagenet("full")}
+              "iirc_imagenet_full": _iirc_imagenet("full"),
+              "iirc_tiny_imagenet_lite": _iirc_tiny_imagenet("lite"),
+              "iirc_tiny_imagenet_full": _iirc_tiny_imagenet("full")}
+# The image size of a benchmark that reads one, when the run leaves it to the benchmark.
+DEFAULT_IMAGE_SIZE = {"iirc_imagenet_lite": 224, "iirc_imagenet_full": 224,
+                      "iirc_tiny_imagenet_lite": 64, "iirc_tiny_imagenet_full": 64}
 _IMAGENET_SETTINGS = ("data_root", "image_size", "decoder")
+_TINY_IMAGENET_SETTINGS = ("data_root", "image_size")
 # The settings each benchmark reads (beyond configuration): the others do not describe its
 # runs and are left out of their identity (results.json, resume, the report's grouping).
 BENCHMARK_SETTINGS = {"iirc_cifar100": ("data_root",),
                       "synthetic_iirc": ("synthetic_per_class", "seed"),
                       "iirc_imagenet_lite": _IMAGENET_SETTINGS,
-                      "iirc_imagenet_full": _IMAGENET_SETTINGS}
+                      "iirc_imagenet_full": _IMAGENET_SETTINGS,
+                      "iirc_tiny_imagenet_lite": _TINY_IMAGENET_SETTINGS,
+                      "iirc_tiny_imagenet_full": _TINY_IMAGENET_SETTINGS}
 DATA_SETTINGS = ("data_root", "synthetic_per_class", "image_size", "decoder")
+
+
+def image_size_of(config: RunConfig) -> int | None:
+    """The image size ``config``'s benchmark uses: its own, or the benchmark's default."""
+    if config.image_size is not None:
+        return config.image_size
+    return DEFAULT_IMAGE_SIZE.get(config.benchmark)
 
 
 def load_benchmark(config: RunConfig, download: bool = False):

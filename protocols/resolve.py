@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from mile_cl.precision import Precision
 from mile_cl.recipe import first_task_epochs_of
-from protocols.config import RunConfig
+from protocols.config import RunConfig, image_size_of
 
 FAST_DEV_STEPS = 2            # minibatches per epoch with fast_dev_run
 FAST_DEV_TASKS = 3
@@ -55,11 +56,10 @@ def resolve_device(device) -> torch.device:
 
 
 def resolve_precision(precision: str | None, device: torch.device, data_on_device: bool) -> str:
-    """The precision a run really trains in: bf16 autocast only on the device data path
-    (``precision`` is a RunConfig's, already checked)."""
-    if not data_on_device:
-        return "fp32"
-    return precision or ("bf16" if device.type == "cuda" else "fp32")
+    """The precision a run really trains in, "bf16" or "fp32", as its policy
+    (``mile_cl.precision.Precision.for_run``) decides it: bf16 autocast only on the device
+    data path (``precision`` is a RunConfig's, already checked)."""
+    return Precision.for_run(precision, device, data_on_device=data_on_device).name
 
 
 def resolve(config: RunConfig, device: torch.device, benchmark_tasks: int) -> RunConfig:
@@ -82,6 +82,7 @@ def resolve(config: RunConfig, device: torch.device, benchmark_tasks: int) -> Ru
     return config.replace(
         device=device.type, data_on_device=data_on_device, pin_memory=pin_memory,
         precision=resolve_precision(config.precision, device, data_on_device),
-        epochs=epochs, first_task_epochs=first, num_tasks=n_tasks, batch_size=batch_size)
+        epochs=epochs, first_task_epochs=first, num_tasks=n_tasks, batch_size=batch_size,
+        image_size=image_size_of(config))
 
 
