@@ -234,7 +234,7 @@ def iirc_metrics(benchmark, **kwargs) -> list[IIRCMetric]:
 
 class SingleLabelMetricWarning(UserWarning):
     """An Avalanche metric that reads one label per sample is evaluating multi-hot targets:
-    its numbers look plausible and are wrong (README, "Avalanche and multi-hot targets")."""
+    its numbers look plausible and are wrong (docs/avalanche_multilabel.md)."""
 
 
 # Avalanche 0.6.0's metric modules that take the argmax of a multi-hot target (accuracy, and

@@ -299,7 +299,7 @@ def _plain(value):
 
 
 # MILe's defaults in the protocol: the variant that measured best on superclass recall
-# without losing pw-JS against ER (bench/mile_iirc_sweep.py; README, "What we measured
+# without losing pw-JS against ER (bench/mile_iirc_sweep.py; docs/mile_on_iirc.md, "What we measured
 # about MILe on IIRC"): phase lengths of one epoch (IIRC tasks differ in size), the ground truth
 # kept, old classes labelled by the model as the previous task left it, IIRC's mean loss.
 # The plugin's own defaults stay the authors'.
@@ -328,7 +328,7 @@ def _iirc_imagenet(variant: str):
         from mile_cl.benchmarks import iirc_imagenet
         if download:
             raise ValueError("IIRC-ImageNet cannot be downloaded here: get ILSVRC-2012 from "
-                             "image-net.org and lay it out as the README says")
+                             "image-net.org and lay it out as docs/iirc_imagenet.md says")
         size = image_size_of(config)
         return iirc_imagenet(config.data_root, variant, config.configuration, size=size,
                              resize=round(size * 256 / 224), decoder=config.decoder)

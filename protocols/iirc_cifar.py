@@ -7,7 +7,7 @@ synopsis:
 description:
   Every (strategy, MILe off/on, task configuration) run trains ResNet-32 over IIRC-CIFAR's
   22 tasks with the IIRC recipe and is evaluated after each task. A run is one RunConfig
-  (mile_cl/config.py): each flag above is one of its fields. Each run writes
+  (protocols/config.py): each flag above is one of its fields. Each run writes
   OUT/<strategy>[+mile]/config<k>/results.json (its whole config, package versions, git
   commit, host, GPU, wall time; a checkpoint after every task; TensorBoard logs). When all
   runs are done, OUT gets the comparison: comparison.md, runs.csv, union_pwjs.png and

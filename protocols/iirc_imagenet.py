@@ -70,7 +70,7 @@ def parse_args(argv=None):
     cifar_only = [f for f in CIFAR_ONLY if any(a.split("=")[0] == f for a in argv)]
     if cifar_only:
         usage_error(f"{', '.join(cifar_only)}: IIRC-CIFAR only; IIRC-ImageNet reads --data-root "
-                    "(download ILSVRC-2012 yourself, see the README)")
+                    "(download ILSVRC-2012 yourself, see docs/iirc_imagenet.md)")
     if not any(a.split("=")[0] in ("--data-root", "--config") for a in argv):
         usage_error("--data-root ROOT is required: the folder with ILSVRC-2012's train/ and "
                     "val/ class folders")

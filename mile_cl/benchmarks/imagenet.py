@@ -99,7 +99,7 @@ def list_split_files(root, split: str, wnids: Sequence[str]) -> tuple[ImageFiles
         raise ImageNetLayoutError(
             f"{folder} does not exist: IIRC-ImageNet reads ROOT/train/<wnid>/*.JPEG and "
             "ROOT/val/<wnid>/*.JPEG; point --data-root (root) at the folder holding train/ and "
-            "val/ (val sorted into class folders, see the README)")
+            "val/ (val sorted into class folders, see docs/iirc_imagenet.md)")
     present = set(os.listdir(folder))
     missing = [w for w in wnids if w not in present]
     if missing:
@@ -186,7 +186,7 @@ def iirc_imagenet(root, variant: str = "lite", configuration: int = 0, *, size: 
     if not os.path.isdir(os.fspath(root)):
         raise ImageNetLayoutError(
             f"data root {os.fspath(root)!r} does not exist; pass the folder that holds "
-            "ILSVRC-2012's train/ and val/ class folders (see the README for the layout)")
+            "ILSVRC-2012's train/ and val/ class folders (layout: docs/iirc_imagenet.md)")
     hierarchy = iirc_imagenet_hierarchy()
     wnids = iirc_imagenet_wnids()
     train_files, train_y = list_split_files(root, "train", wnids)
