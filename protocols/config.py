@@ -95,6 +95,7 @@ class MILeConfig:
 # What scores each epoch (protocols.selection): declared here, where a run is described, so
 # describing a run imports neither the data path nor Avalanche.
 SELECTION_MODES = ("intask", "posttask", "last")
+OLD_MODEL_LABELS = ("hard", "soft")
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,10 @@ class RunConfig:
         "run only the first N tasks (default: all)"))
     fast_dev_run: bool = field(default=False, metadata=recipe(
         "a few steps of everything: 3 tasks, 1 epoch of 2 minibatches of at most 32"))
+    old_model_labels: str | None = field(default=None, metadata=what(
+        "an ablation beside MILe: the previous task's model labels the old classes at every "
+        "step (mile_cl.old_model_labels), hard (0/1) or soft (sigmoids); default: off",
+        choices=OLD_MODEL_LABELS))
     prior_bias: bool = field(default=False, metadata=recipe(
         "start the head's bias at -log(C), as the MILe authors do, with and without MILe"))
     selection: str = field(default="intask", metadata=recipe(
@@ -286,6 +291,9 @@ def _check_values(config: RunConfig) -> None:
         raise ValueError(f"image_size must be a whole number >= 1, got {config.image_size}")
     if config.num_workers < 0:
         raise ValueError(f"num_workers must be a whole number >= 0, got {config.num_workers}")
+    if config.old_model_labels not in (None, *OLD_MODEL_LABELS):
+        raise ValueError(f"old_model_labels must be one of {', '.join(OLD_MODEL_LABELS)} or "
+                         f"None, got {config.old_model_labels!r}")
     if config.precision not in (None, "bf16", "fp32"):
         raise ValueError(f"precision must be 'bf16', 'fp32' or None, got {config.precision!r}")
 

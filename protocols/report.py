@@ -102,14 +102,18 @@ def run_label(result: dict) -> str:
 def base_label(result: dict) -> str:
     """"er", or "er+MILe[variant]" when the run's config["mile"] is not null, the variant
     named by ``mile_variant_name`` (e.g. ``er+MILe[gt,prev-teacher,mean,no-prior,e1/e1]``):
-    "+MILe" alone would hide which MILe ran."""
+    "+MILe" alone would hide which MILe ran; "+old-labels[hard]" (or soft) for the old-model
+    labels ablation (``mile_cl.old_model_labels``)."""
     config = result["config"]
+    label = config["strategy"]
     mile = config.get("mile")
-    if mile in (None, False):
-        return config["strategy"]
-    settings = {**(mile if isinstance(mile, dict) else {}),
-                "prior_bias": bool(config.get("prior_bias"))}
-    return f"{config['strategy']}+MILe[{mile_variant_name(settings)}]"
+    if mile not in (None, False):
+        settings = {**(mile if isinstance(mile, dict) else {}),
+                    "prior_bias": bool(config.get("prior_bias"))}
+        label += f"+MILe[{mile_variant_name(settings)}]"
+    if config.get("old_model_labels") is not None:
+        label += f"+old-labels[{config['old_model_labels']}]"
+    return label
 
 
 def label_runs(results: list[dict]) -> None:

@@ -7,6 +7,7 @@ numbers, strings, lists, dicts) and are read weights-only.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -92,7 +93,13 @@ def _check_same_run(out: Path, saved_config: dict, config: dict) -> None:
 
 
 def _comparable(config) -> dict:
-    return json.loads(json.dumps(config, default=str)) if config is not None else {}
+    """``config`` as plain JSON values, with every RunConfig field it lacks at its default: a
+    run saved before a field existed ran as that field's default says, and still resumes."""
+    if config is None:
+        return {}
+    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)
+                if f.default is not dataclasses.MISSING}
+    return json.loads(json.dumps({**defaults, **config}, default=str))
 
 
 def _read_results_if_readable(path: Path) -> dict | None:
@@ -111,15 +118,17 @@ def _read_json(path: Path) -> dict:
                          "that run over") from error
 
 
-def save(out, config, learner, metric, mile_plugin, selection, state, device_data) -> None:
+def save(out, config, learner, metric, plugins: dict, selection, state) -> None:
+    """The checkpoint after a task; ``plugins``: {name: stateful plugin or None} (MILe, the
+    device data, the old-model labels), each saved under its name."""
     save_torch({
         "format": CHECKPOINT_FORMAT,
         "config": config,
         "state": state,
         "model": learner.model.state_dict(),
         "strategy": learner.state_dict() if hasattr(learner, "state_dict") else None,
-        "mile": mile_plugin.state_dict() if mile_plugin is not None else None,
-        "device_data": device_data.state_dict() if device_data is not None else None,
+        **{name: plugin.state_dict() if plugin is not None else None
+           for name, plugin in plugins.items()},
         "metric": {"trained_task": metric.trained_task,
                    "results": {name: r.state_dict() for name, r in metric.results.items()}},
         "selection_history": selection.history,
@@ -130,16 +139,15 @@ def save(out, config, learner, metric, mile_plugin, selection, state, device_dat
     }, out / CHECKPOINT)
 
 
-def restore(path, saved, learner, metric, mile_plugin, selection, device_data) -> dict:
+def restore(path, saved, learner, metric, plugins: dict, selection) -> dict:
     try:
         # No optimizer state: every task starts from fresh SGD state (PlateauSelection).
         learner.model.load_state_dict(saved["model"])
         if saved["strategy"] is not None:
             learner.load_state_dict(saved["strategy"])
-        if mile_plugin is not None:
-            mile_plugin.load_state_dict(saved["mile"])
-        if device_data is not None:
-            device_data.load_state_dict(saved["device_data"])
+        for name, plugin in plugins.items():
+            if plugin is not None:
+                plugin.load_state_dict(saved[name])
         metric.trained_task = saved["metric"]["trained_task"]
         metric.results = {name: IIRCResults.from_state_dict(r)
                           for name, r in saved["metric"]["results"].items()}

@@ -27,6 +27,7 @@ from mile_cl.device_data import DeviceDataPlugin
 from mile_cl.jpeg_device import JpegDecodePlugin
 from mile_cl.mile_metrics import mile_metrics
 from mile_cl.models import build_model
+from mile_cl.old_model_labels import OldModelLabelsPlugin
 from mile_cl.plugin import MILePlugin, init_output_bias
 from mile_cl.precision import Precision
 from protocols.checkpoint import save_json, seed_everything
@@ -122,7 +123,10 @@ def run_iirc(benchmark, config: RunConfig | str, *, out_dir=None, resume: bool =
     jpeg_decode = (JpegDecodePlugin(seed=config.seed, **loader_options) if config.gpu_decode
                    else None)
     extra_plugins = list(plugins)
-    plugins = [p for p in (device_data, jpeg_decode, mile_plugin, selection) if p is not None]
+    old_labels = (OldModelLabelsPlugin(soft=config.old_model_labels == "soft")
+                  if config.old_model_labels is not None else None)
+    plugins = [p for p in (device_data, jpeg_decode, mile_plugin, old_labels, selection)
+               if p is not None]
     plugins.append(_EpochProgress(progress, FAST_DEV_STEPS if config.fast_dev_run else None))
     plugins += extra_plugins
     metrics = [*iirc, *(mile_metrics() if mile_plugin is not None else [])]
@@ -136,6 +140,8 @@ def run_iirc(benchmark, config: RunConfig | str, *, out_dir=None, resume: bool =
     learner.precision_policy = Precision.for_run(config.precision, device,
                                                  data_on_device=config.data_on_device)
 
+    # Plugins whose state a checkpoint carries, under these names.
+    stateful = {"mile": mile_plugin, "device_data": device_data, "old_model_labels": old_labels}
     state = dict(next_task=0, task_seconds=[], summaries=[], cosine_scale=[])
     if saved is not None:
         state = restore(out / CHECKPOINT, saved, learner, iirc[0], mile_plugin, selection,
@@ -162,7 +168,7 @@ def run_iirc(benchmark, config: RunConfig | str, *, out_dir=None, resume: bool =
                 on_task_end(summary)
             state["next_task"] = j + 1
             if out is not None:
-                save(out, identity, learner, iirc[0], mile_plugin, selection, state, device_data)
+                save(out, identity, learner, iirc[0], stateful, selection, state)
                 if j + 1 < n_tasks:
                     save_json(_results(identity, benchmark, iirc[0], selection, state, device,
                                        n_tasks, started_wall), out / PARTIAL)
