@@ -13,6 +13,17 @@ itself a pair (``synthetic_per_class``) is an axis when it is a list of pairs; a
 (``strategy_overrides``, ``mile``) when it is a list of mappings. A ``mile`` mapping changes
 the protocol's MILe defaults (``MILE_DEFAULTS``); ``true`` is those defaults, ``false`` or
 ``null`` is MILe off.
+
+``arms``, a list of mappings of settings, makes a union of grids instead of one product: each
+arm's settings replace the others' (file and flags alike) and the grid is expanded once per
+arm. It describes an ablation, whose arms differ in several settings at once:
+
+    arms:
+      - {mile: false}                                        # ER
+      - {mile: true}                                         # the protocol's MILe default
+      - {mile: false, old_model_labels: hard}                # the old model's labels alone
+    seed: [0, 1]
+    configuration: [0, 1]
 """
 from __future__ import annotations
 
@@ -42,11 +53,22 @@ def load_sweep_file(path) -> dict:
     if not isinstance(settings, dict):
         raise ValueError(f"--config {path}: expected a mapping of RunConfig fields to values, "
                          f"got {type(settings).__name__}")
-    unknown = [key for key in settings if key not in field_names()]
-    if unknown:
-        raise ValueError(f"--config {path}: unknown key {', '.join(map(repr, unknown))}; "
-                         f"valid keys (RunConfig fields): {', '.join(field_names())}")
+    _check_keys(settings, f"--config {path}", arms_allowed=True)
+    arms = settings.get("arms", [])
+    if not isinstance(arms, list) or not all(isinstance(arm, dict) for arm in arms):
+        raise ValueError(f"--config {path}: arms must be a list of mappings of RunConfig "
+                         "fields to values")
+    for k, arm in enumerate(arms):
+        _check_keys(arm, f"--config {path}, arm {k}", arms_allowed=False)
     return settings
+
+
+def _check_keys(settings: dict, where: str, arms_allowed: bool) -> None:
+    valid = field_names() + (["arms"] if arms_allowed else [])
+    unknown = [key for key in settings if key not in valid]
+    if unknown:
+        raise ValueError(f"{where}: unknown key {', '.join(map(repr, unknown))}; "
+                         f"valid keys (RunConfig fields): {', '.join(valid)}")
 
 
 def axis(name: str, value) -> list:
@@ -59,8 +81,16 @@ def axis(name: str, value) -> list:
 
 
 def expand(settings: dict) -> list[RunConfig]:
-    """The product of the settings' axes as RunConfigs, without duplicates, in field order.
-    A value of the wrong type is an error naming its field."""
+    """The product of the settings' axes as RunConfigs, without duplicates, in field order
+    (with ``arms``: one product per arm, in arm order). A value of the wrong type is an error
+    naming its field."""
+    if settings.get("arms"):
+        rest = {k: v for k, v in settings.items() if k != "arms"}
+        configs = []
+        for arm in settings["arms"]:
+            configs += [c for c in expand({**rest, **arm}) if c not in configs]
+        return configs
+    settings = {k: v for k, v in settings.items() if k != "arms"}
     names = [name for name in field_names() if name in settings]
     # The task configuration outermost: the runs of one task order come together.
     names.sort(key=lambda name: name != "configuration")
