@@ -225,6 +225,10 @@ def _add_sweep_flags(group) -> None:
                        help="comparison.md also gets every run label's paired differences "
                             "against this label (e.g. er): runs paired by task configuration "
                             "and seed, 95%% intervals, unpaired runs listed")
+    group.add_argument("--baseline-split", choices=("test", "posttask_valid"), default="test",
+                       help="the values --baseline compares: the test set, or posttask-valid "
+                            "(held-out training images) to choose a variant without test data "
+                            "(default: %(default)s)")
 
 
 # --- from flags and file to runs -----------------------------------------------------------
@@ -503,14 +507,16 @@ def run_sweep(args) -> int:
                               cpus_per_run=args.cpus_per_run, address=args.ray_address,
                               max_retries=args.max_retries, show=not args.quiet)
     return write_sweep_report(Path(args.out), [o for o in outcomes if not o.ok],
-                              baseline=args.baseline)
+                              baseline=args.baseline, baseline_split=args.baseline_split)
 
 
-def write_sweep_report(out: Path, failed, baseline: str | None = None) -> int:
+def write_sweep_report(out: Path, failed, baseline: str | None = None,
+                       baseline_split: str = "test") -> int:
     from protocols.report import load_failures, load_results, write_report
     failures = load_failures(out)
     try:
-        paths = write_report(load_results(out), out, failures, baseline=baseline)
+        paths = write_report(load_results(out), out, failures, baseline=baseline,
+                             baseline_split=baseline_split)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: no report: {error}", file=sys.stderr)
         return 1 if failed else 2

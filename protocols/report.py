@@ -140,9 +140,11 @@ def benchmark_name(result: dict) -> str:
     return result["benchmark"].get("name") or "unnamed benchmark"
 
 
-def final_value(result: dict, family: str, name: str) -> float:
-    """The value after the last task of results[family][name] (NaN if absent)."""
-    values = (result.get(family) or {}).get(name) or [None]
+def final_value(result: dict, family: str, name: str, split: str = "test") -> float:
+    """The value after the last task of results[family][name] on ``split``: "test" or
+    "posttask_valid" (held-out training images, complete labels); NaN if absent."""
+    tables = result if split == "test" else (result.get(split) or {})
+    values = (tables.get(family) or {}).get(name) or [None]
     return nan_if_null(values[-1])
 
 
@@ -264,7 +266,7 @@ def _csv_cell(value):
 
 
 def comparison_table(results: list[dict], failed: list[dict] = (),
-                     baseline: str | None = None) -> str:
+                     baseline: str | None = None, baseline_split: str = "test") -> str:
     """The Markdown comparison: a header saying what was run and how to read it, then one row
     per label: final union-average scores as mean ± sample std over its runs, and the IIRC
     paper's reference numbers where they apply; with ``baseline`` (a run label, e.g. "er"),
@@ -283,7 +285,8 @@ def comparison_table(results: list[dict], failed: list[dict] = (),
                   for _, family, name in TABLE_COLUMNS]
         cells += _reference_cells(runs[0]["config"]["strategy"]) if with_reference else []
         lines.append("| " + " | ".join(cells) + " |")
-    paired = paired_section(groups, baseline) if baseline is not None else []
+    paired = (paired_section(groups, baseline, baseline_split) if baseline is not None
+              else [])
     return "\n".join(lines + paired + failed_section(failed)) + "\n"
 
 
@@ -296,11 +299,14 @@ PAIRED_COLUMNS = (
 )
 
 
-def paired_section(groups: dict[str, list[dict]], baseline: str) -> list[str]:
-    """Every label against ``baseline``: runs paired by (task configuration, seed), final test
-    values, mean difference with a 95% t interval and the pairs favouring the label; runs
+def paired_section(groups: dict[str, list[dict]], baseline: str,
+                   split: str = "test") -> list[str]:
+    """Every label against ``baseline``: runs paired by (task configuration, seed), final
+    values on ``split`` ("test", or "posttask_valid" to choose a method without looking at
+    test data), mean difference with a 95% t interval and the pairs favouring the label; runs
     without a partner are listed under the table."""
-    title = f"## Paired differences against `{baseline}` (final, test set)"
+    where = "test set" if split == "test" else "posttask-valid images, complete labels"
+    title = f"## Paired differences against `{baseline}` (final, {where})"
     if baseline not in groups:
         return ["", title, "", f"No runs are labelled `{baseline}`; the labels are: "
                 + ", ".join(f"`{label}`" for label in groups) + ". Pass one of them as "
@@ -316,7 +322,7 @@ def paired_section(groups: dict[str, list[dict]], baseline: str) -> list[str]:
             continue
         pairing = pair_runs(runs, groups[baseline])
         cells = [format_difference(paired_difference(
-            pairing, lambda r, f=family, n=name: final_value(r, f, n)))
+            pairing, lambda r, f=family, n=name: final_value(r, f, n, split)))
             for _, family, name in PAIRED_COLUMNS]
         lines.append(f"| {label} | {len(pairing.pairs)} | " + " | ".join(cells) + " |")
         unpaired += [f"- `{label}`: configuration {c}, seed {s} has no `{baseline}` run"
@@ -571,7 +577,7 @@ def load_failures(out_dir) -> list[dict]:
 
 
 def write_report(results: list[dict], out_dir, failed: list[dict] = (),
-                 baseline: str | None = None) -> dict[str, Path]:
+                 baseline: str | None = None, baseline_split: str = "test") -> dict[str, Path]:
     """Write runs.csv, comparison.md (with the ``failed`` runs listed and, with ``baseline``,
     paired differences against that label), union_pwjs.png and
     r_matrix_<label>.png into ``out_dir`` (created if needed). Returns {name: path}, name =
@@ -581,7 +587,7 @@ def write_report(results: list[dict], out_dir, failed: list[dict] = (),
     groups = group_by_label(results)          # fails before anything is written
     paths = {"runs": write_csv(results, out / "runs.csv")}
     paths["comparison"] = out / "comparison.md"
-    paths["comparison"].write_text(comparison_table(results, failed, baseline))
+    paths["comparison"].write_text(comparison_table(results, failed, baseline, baseline_split))
     paths["union_pwjs"] = plot_union_curves(results, out / "union_pwjs.png")
     for label, runs in groups.items():
         name = f"r_matrix_{_file_safe(label)}"

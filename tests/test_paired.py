@@ -98,3 +98,14 @@ def test_baseline_flag_puts_paired_differences_in_comparison_md(capsys, tmp_path
     section = (tmp_path / "out" / "comparison.md").read_text().split(
         "## Paired differences against `er`")[1]
     assert table_rows(section)["finetune"]["pairs"] == "2"
+
+
+def test_paired_differences_on_posttask_valid_read_that_split():
+    results = [run("er", 0, 0.20), run("er", 1, 0.30),
+               run("finetune", 0, 0.10), run("finetune", 1, 0.10)]
+    for result, posttask in zip(results, (0.5, 0.6, 0.1, 0.3), strict=True):
+        result["posttask_valid"] = {"union_avg": {"pw_jaccard": [0.9, 0.8, posttask]}}
+    markdown = report.comparison_table(results, baseline="er", baseline_split="posttask_valid")
+    section = markdown.split("## Paired differences against `er` (final, posttask-valid")[1]
+    # posttask: 0.1-0.5 = -0.4, 0.3-0.6 = -0.3 (test would give -0.1 and -0.2)
+    assert table_rows(section)["finetune"]["Δ pw-JS"].startswith("-0.350 [")
