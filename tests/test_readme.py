@@ -144,3 +144,20 @@ def test_dotted_names_import(page):
     names = sorted(set(DOTTED.findall(page.read_text())))
     unknown = [name for name in names if not _resolves(name)]
     assert not unknown, f"{page.name} names what does not exist: {unknown}"
+
+
+# "`path:line` (`name`)": the map's pointers name what they point at.
+NAMED_LINE = re.compile(r"`([\w/.-]+\.py):(\d+)`\s*\(`([\w.]+)`")
+
+
+def test_readme_map_lines_point_at_what_they_name():
+    text = README.read_text()
+    pointers = NAMED_LINE.findall(text)
+    assert len(pointers) >= 8        # the MILe schedule, pseudo-labels, pw-JS, the run loop...
+    wrong = []
+    for path, line, name in pointers:
+        lines = (ROOT / path).read_text().splitlines()
+        near = lines[int(line) - 1]
+        if name.split(".")[-1] not in near:
+            wrong.append(f"{path}:{line} does not show {name}")
+    assert wrong == []
