@@ -4,6 +4,7 @@ import math
 
 import pytest
 from test_report import fake_run, table_rows
+from test_sweep import main as cli
 
 from protocols import paired, report
 
@@ -70,16 +71,6 @@ def test_an_unknown_baseline_names_the_labels():
 
 def test_no_baseline_no_section():
     assert "Paired differences" not in report.comparison_table([run("er", 0, 0.2)])
-
-
-def cli(capsys, *args):
-    from protocols import iirc_cifar
-    try:
-        status = iirc_cifar.main([*args, "--quiet"])
-    except SystemExit as exit_:
-        status = exit_.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 def test_baseline_flag_must_name_a_swept_strategy(capsys, tmp_path):
