@@ -144,8 +144,7 @@ def run_iirc(benchmark, config: RunConfig | str, *, out_dir=None, resume: bool =
     stateful = {"mile": mile_plugin, "device_data": device_data, "old_model_labels": old_labels}
     state = dict(next_task=0, task_seconds=[], summaries=[], cosine_scale=[])
     if saved is not None:
-        state = restore(out / CHECKPOINT, saved, learner, iirc[0], mile_plugin, selection,
-                         device_data)
+        state = restore(out / CHECKPOINT, saved, learner, iirc[0], stateful, selection)
 
     start_task = state["next_task"]
     tasks = tqdm(range(start_task, n_tasks), desc=f"{strategy}{'+MILe' if mile_plugin else ''}",

@@ -85,19 +85,25 @@ def test_bad_threshold():
         OldModelLabelsPlugin(threshold=1.0)
 
 
-def test_a_run_with_old_model_labels_is_labelled_and_resumes(tmp_path):
+def test_a_run_with_old_model_labels_is_labelled_and_resumes_mid_run(tmp_path):
     from mile_cl.benchmarks import synthetic_iirc
     from protocols.report import base_label
-    from protocols.runner import run_iirc
+    from protocols.runner import RunInterrupted, run_iirc
     small = synthetic_iirc(n_superclasses=2, subclasses_per_superclass=2, n_orphans=0,
                            n_train_per_class=6, n_test_per_class=2, image_size=32)
-    results = run_iirc(small, "er", old_model_labels="soft", fast_dev_run=True, device="cpu",
-                       progress=False, out_dir=tmp_path / "run")
-    assert results["config"]["old_model_labels"] == "soft"
-    assert base_label(results) == "er+old-labels[soft]"
-    again = run_iirc(small, "er", old_model_labels="soft", fast_dev_run=True, device="cpu",
-                     progress=False, out_dir=tmp_path / "run", resume=True)
-    assert again["union_avg"] == results["union_avg"]
+    settings = dict(old_model_labels="soft", fast_dev_run=True, device="cpu", progress=False)
+    whole = run_iirc(small, "er", **settings, out_dir=tmp_path / "whole")
+    assert whole["config"]["old_model_labels"] == "soft"
+    assert base_label(whole) == "er+old-labels[soft]"
+
+    def stop_after_task_2(summary):
+        if summary.startswith("task 2/"):
+            raise KeyboardInterrupt
+    with pytest.raises(RunInterrupted):
+        run_iirc(small, "er", **settings, out_dir=tmp_path / "cut", on_task_end=stop_after_task_2)
+    resumed = run_iirc(small, "er", **settings, out_dir=tmp_path / "cut", resume=True)
+    for key in ("union_avg", "R", "hierarchy", "posttask_valid"):
+        assert resumed[key] == whole[key], key
 
 
 def test_a_config_saved_before_a_field_existed_still_compares_equal():
