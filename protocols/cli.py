@@ -29,7 +29,7 @@ from protocols.execution import Job, ray_missing_message, run_on_ray, run_sequen
 from protocols.resolve import FAST_DEV_BATCH_SIZE, FAST_DEV_STEPS, FAST_DEV_TASKS, resolve_device
 from protocols.run_folder import check_run_folder
 from protocols.runner import RunInterrupted
-from protocols.sweep import expand, load_sweep_file, replace_mile, run_folders
+from protocols.sweep import expand, load_sweep_file, replace_mile, run_folders, unique
 
 # A CPU sweep estimated to take longer than this needs an explicit --device cpu.
 CPU_CONFIRM_SECONDS = 3600
@@ -240,11 +240,8 @@ def parse_args(argv=None, *, prog: str, doc: str, defaults: dict, out: str):
     args = parser.parse_args(argv)
     try:
         settings = sweep_settings(args, defaults)
-        configs = []
-        for config in expand(settings):
-            config = replace_mile(config, **mile_knobs(args))
-            if config not in configs:      # --mile-* flags can make two MILe variants one
-                configs.append(config)
+        # --mile-* flags can make two MILe variants one
+        configs = unique([replace_mile(c, **mile_knobs(args)) for c in expand(settings)])
     except (TypeError, ValueError) as error:
         parser.error(_flag_named(str(error), args.config))
     args.configs = configs

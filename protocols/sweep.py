@@ -86,10 +86,7 @@ def expand(settings: dict) -> list[RunConfig]:
     naming its field."""
     if settings.get("arms"):
         rest = {k: v for k, v in settings.items() if k != "arms"}
-        configs = []
-        for arm in settings["arms"]:
-            configs += [c for c in expand({**rest, **arm}) if c not in configs]
-        return configs
+        return unique([c for arm in settings["arms"] for c in expand({**rest, **arm})])
     settings = {k: v for k, v in settings.items() if k != "arms"}
     names = [name for name in field_names() if name in settings]
     # The task configuration outermost: the runs of one task order come together.
@@ -99,10 +96,20 @@ def expand(settings: dict) -> list[RunConfig]:
         combo = dict(zip(names, values, strict=True))
         if "mile" in combo:
             combo["mile"] = _mile(combo["mile"])
-        config = RunConfig.from_dict(combo)
-        if config not in configs:
-            configs.append(config)
-    return configs
+        configs.append(RunConfig.from_dict(combo))
+    return unique(configs)
+
+
+def unique(configs: list[RunConfig]) -> list[RunConfig]:
+    """``configs`` without repeats, first occurrence kept: linear in the runs (a RunConfig
+    holds a dict, so it is compared by its JSON form)."""
+    seen, kept = set(), []
+    for config in configs:
+        key = json.dumps(config.as_dict(), sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            kept.append(config)
+    return kept
 
 
 def _mile(value):

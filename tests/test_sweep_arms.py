@@ -39,3 +39,15 @@ def test_an_unknown_key_in_an_arm_is_named(tmp_path):
     (tmp_path / "bad2.yaml").write_text("arms: {mile: false}\n")
     with pytest.raises(ValueError, match="arms must be a list of mappings"):
         load_sweep_file(tmp_path / "bad2.yaml")
+
+
+def test_unique_keeps_the_first_of_equal_runs_in_order():
+    from protocols.config import RunConfig
+    from protocols.sweep import unique
+    a, b = RunConfig(strategy="er"), RunConfig(strategy="finetune")
+    again = RunConfig(strategy="er", strategy_overrides={})
+    assert unique([a, b, again, b]) == [a, b]
+    assert unique([RunConfig(strategy_overrides={"mem_size": 1}),
+                   RunConfig(strategy_overrides={"mem_size": 2})]) != []
+    assert len(unique([RunConfig(strategy_overrides={"mem_size": 1}),
+                       RunConfig(strategy_overrides={"mem_size": 2})])) == 2
