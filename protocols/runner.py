@@ -60,8 +60,9 @@ def run_iirc(benchmark, config: RunConfig | str, *, out_dir=None, resume: bool =
     fields, such as the benchmark's name). ``mile``: None (off), True (``MILE_DEFAULTS``), a
     dict of ``MILePlugin`` keywords or a ``MILeConfig``.
     ``data_on_device`` (default: on CUDA): keep the images on the device and augment batches
-    there (``mile_cl.device_data.DeviceDataPlugin``, bf16 autocast and channels_last on CUDA
-    unless ``precision="fp32"``).
+    there (``mile_cl.device_data.DeviceDataPlugin``); the run's precision policy
+    (``mile_cl.precision``: bf16 autocast and channels_last on CUDA unless
+    ``precision="fp32"``) is set on the strategy for every forward.
     ``prior_bias``: start the head's bias at -log(C) as the MILe authors do; off by default
     (the IIRC baselines' init), and never tied to ``mile`` so MILe on/off differ only by MILe.
     ``selection``: what scores each epoch for the learning-rate schedule and best-epoch restore
