@@ -294,6 +294,8 @@ def sweep_settings(args, defaults: dict) -> dict:
         settings["configuration"] = parse_configurations(args.configurations)
     if hasattr(args, "mile"):
         settings["mile"] = _mile_axis(args.mile, settings.get("mile"))
+    if settings.get("threads") is None:    # the same in process and on a Ray worker
+        settings["threads"] = math.ceil(args.cpus_per_run)
     # Absolute, as every run's config records it: a Ray worker's working folder may differ.
     data_root = settings.get("data_root", RunConfig.data_root)
     if isinstance(data_root, str):

@@ -160,6 +160,10 @@ class RunConfig:
     decoder: str = field(default="pil", metadata=data(
         "IIRC-ImageNet host decoding: pil (the reference's pixels) or torchvision (faster)",
         choices=("pil", "torchvision")))
+    threads: int | None = field(default=None, metadata=data(
+        "torch CPU threads of the run, which decide the order of floating-point sums and so "
+        "its exact numbers (default: a sweep's --cpus-per-run rounded up, 1, in process and "
+        "on Ray alike; run_iirc in a script: torch's count where it starts)"))
     num_workers: int = field(default=0, metadata=data(
         "DataLoader workers that decode and augment image files (IIRC-ImageNet)", low=0))
     pin_memory: bool | None = field(default=None, metadata=data(
@@ -273,7 +277,8 @@ def _check_values(config: RunConfig) -> None:
     if config.selection not in SELECTION_MODES:
         raise ValueError(f"selection must be one of {', '.join(SELECTION_MODES)}, got "
                          f"{config.selection!r}")
-    for name in ("epochs", "first_task_epochs", "num_tasks", "batch_size", "eval_batch_size"):
+    for name in ("epochs", "first_task_epochs", "num_tasks", "batch_size", "eval_batch_size",
+                 "threads"):
         value = getattr(config, name)
         if value is not None and value < 1:
             raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")

@@ -83,6 +83,6 @@ def resolve(config: RunConfig, device: torch.device, benchmark_tasks: int) -> Ru
         device=device.type, data_on_device=data_on_device, pin_memory=pin_memory,
         precision=resolve_precision(config.precision, device, data_on_device),
         epochs=epochs, first_task_epochs=first, num_tasks=n_tasks, batch_size=batch_size,
-        image_size=image_size_of(config))
+        image_size=image_size_of(config), threads=config.threads or torch.get_num_threads())
 
 

@@ -27,6 +27,9 @@ from protocols.resolve import resolve, resolve_device
 CHECKPOINT, RESULTS, PARTIAL = "checkpoint.pt", "results.json", "results.partial.json"
 ERROR_FILE = "error.txt"           # why a sweep's run failed (protocols.execution)
 CHECKPOINT_FORMAT = "mile-cl checkpoint 2"
+# Settings resolved at run start (never left at their default) that older runs did not
+# record: a saved run without one resumes whatever the value now.
+RECORDED_LATER = ("threads",)
 
 
 def check_out_dir(out: Path, config: dict, resume: bool):
@@ -50,7 +53,7 @@ def check_out_dir(out: Path, config: dict, resume: bool):
     if saved is not None:
         _check_same_run(out, saved["config"], config)
         finished = _read_results_if_readable(results_path)
-        if finished is not None and _comparable(finished.get("config")) == _comparable(config):
+        if finished is not None and not _differences(finished.get("config") or {}, config):
             return finished, None
         return None, saved           # resume; a lost results.json is written again at the end
     if results_path.exists():
@@ -83,13 +86,24 @@ def _load_checkpoint(path: Path) -> dict:
 
 
 def _check_same_run(out: Path, saved_config: dict, config: dict) -> None:
-    saved, now = _comparable(saved_config), _comparable(config)
-    differs = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    differs = _differences(saved_config, config)
     if differs:
-        details = "; ".join(f"{k}: saved {saved.get(k)!r}, now {now.get(k)!r}" for k in differs)
+        details = "; ".join(f"{k}: saved {saved!r}, now {now!r}"
+                            for k, (saved, now) in differs.items())
         raise ValueError(f"{out} holds a different run's checkpoint (it differs in: "
                          f"{', '.join(differs)}; {details}); resume only with the same "
                          "settings, or choose another output folder")
+
+
+def _differences(saved_config: dict, config: dict) -> dict:
+    """{setting: (saved, now)} for each setting where a saved run differs from this one."""
+    saved, now = _comparable(saved_config), _comparable(config)
+    for name in RECORDED_LATER:          # a run saved before it was recorded: not compared
+        if name not in saved_config:
+            saved.pop(name, None)
+            now.pop(name, None)
+    return {k: (saved.get(k), now.get(k)) for k in sorted(set(saved) | set(now))
+            if saved.get(k) != now.get(k)}
 
 
 def _comparable(config) -> dict:

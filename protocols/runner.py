@@ -87,6 +87,8 @@ def run_iirc(benchmark, config: RunConfig | str, *, out_dir=None, resume: bool =
     started_wall = time.time()
     device = resolve_device(config.device)
     config = resolve(check_data_path(benchmark, config), device, len(benchmark.tasks))
+    # Set here, for in-process and Ray runs alike: the thread count orders the sums.
+    torch.set_num_threads(config.threads)
     identity = run_identity(config, benchmark, device)
     strategy, n_tasks = config.strategy, config.num_tasks
     out = Path(out_dir) if out_dir is not None else None
