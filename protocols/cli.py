@@ -25,7 +25,16 @@ from pathlib import Path
 from mile_cl.recipe import first_task_epochs_of
 from protocols.config import BENCHMARKS, MILE_DEFAULTS, MILeConfig, RunConfig, load_benchmark
 from protocols.cost import measure_images_per_second, sample_steps
-from protocols.execution import Job, ray_missing_message, run_on_ray, run_sequential
+from protocols.execution import (
+    TERMINATED,
+    ClusterUnreachable,
+    Job,
+    connect,
+    ray_missing_message,
+    run_on_ray,
+    run_sequential,
+    stop_on_sigterm,
+)
 from protocols.resolve import FAST_DEV_BATCH_SIZE, FAST_DEV_STEPS, FAST_DEV_TASKS, resolve_device
 from protocols.run_folder import check_run_folder
 from protocols.runner import RunInterrupted
@@ -422,6 +431,8 @@ def announce_cost(args, benchmarks: Benchmarks) -> int:
     asked for explicitly, else 0."""
     # Loads every run's data: missing files or a failed download show before any training.
     steps = [run_sample_steps(benchmarks(job.config), job.config) for job in args.jobs]
+    if args.ray_address is not None:     # this machine's speed says nothing of the cluster's
+        return announce_cluster(args, steps)
     if all(job.config.fast_dev_run for job in args.jobs):
         print(f"fast dev run: {FAST_DEV_TASKS} tasks, {FAST_DEV_STEPS} minibatches per epoch",
               file=sys.stderr)
@@ -443,6 +454,25 @@ def announce_cost(args, benchmarks: Benchmarks) -> int:
         print("error: that is a long run on the CPU (no CUDA GPU here). Pass --device cpu to "
               "start it anyway, or try every stage in about a minute with --synthetic "
               "--fast-dev-run", file=sys.stderr)
+        return 2
+    return 0
+
+
+def announce_cluster(args, steps: list[int]) -> int:
+    """The sweep's size and the cluster's resources (time not estimated); 2 if a run asks for
+    more GPUs or CPUs than any one node has."""
+    nodes = args.cluster
+    total = {kind: sum(node.get(kind, 0) for node in nodes) for kind in ("CPU", "GPU")}
+    print(f"{len(steps)} run(s), {sum(steps):,} sample-steps in all, on the Ray cluster at "
+          f"{args.ray_address} ({len(nodes)} nodes, {total['CPU']:g} CPUs, {total['GPU']:g} "
+          "GPUs); time not estimated: this machine is not the cluster", file=sys.stderr)
+    asked = {"GPU": gpus_per_run(args), "CPU": args.cpus_per_run}
+    largest = {kind: max((node.get(kind, 0) for node in nodes), default=0) for kind in asked}
+    if any(asked[kind] > largest[kind] for kind in asked):
+        print(f"error: each run asks for {asked['GPU']:g} GPU(s) and {asked['CPU']:g} CPU(s) "
+              f"but the cluster's largest node has {largest['GPU']:g} GPU(s) and "
+              f"{largest['CPU']:g} CPU(s): add such nodes or lower --gpus-per-run / "
+              "--cpus-per-run", file=sys.stderr)
         return 2
     return 0
 
@@ -472,22 +502,33 @@ def main(argv=None, *, prog: str, doc: str, defaults: dict, out: str) -> int:
 
 
 def run(args) -> int:
-    """``main`` after parsing: the sweep, and Ctrl-C as exit 130 with one line."""
+    """``main`` after parsing: the sweep; Ctrl-C (exit 130) and SIGTERM (exit 143, what a
+    scheduler sends) stop it with one line, every finished task kept."""
+    stop_on_sigterm()
     try:
         return run_sweep(args)
-    except RunInterrupted as interrupted:
-        print(f"{interrupted}", file=sys.stderr)
+    except KeyboardInterrupt as interrupted:
+        message = (str(interrupted) if isinstance(interrupted, RunInterrupted) else
+                   "interrupted; every finished task is kept: rerun with --resume to continue")
+        if TERMINATED.is_set():
+            print(f"terminated (SIGTERM): {message}", file=sys.stderr)
+            return 143
+        print(message, file=sys.stderr)
         return 130
-    except KeyboardInterrupt:
-        print("interrupted; every finished task is kept: rerun with --resume to continue",
-              file=sys.stderr)
-        return 130
+    finally:
+        _leave_cluster(args)
 
 
 def run_sweep(args) -> int:
     if args.dry_run:            # reads the data that is there, downloads nothing
         return dry_run(args, Benchmarks(download=False))
     benchmarks = Benchmarks(download=args.download)
+    if args.ray_address is not None:
+        try:
+            args.cluster = connect(args.ray_address)
+        except ClusterUnreachable as error:
+            print(f"error: --ray-address: {error}", file=sys.stderr)
+            return 2
     try:
         if announce_cost(args, benchmarks):
             return 2
@@ -499,14 +540,30 @@ def run_sweep(args) -> int:
     if args.workers is None:
         outcomes = run_sequential(args.jobs, resume=args.resume, show=not args.quiet)
     else:
-        gpus = args.gpus_per_run
-        if gpus is None:
-            gpus = 1.0 if args.resolved_device.type == "cuda" else 0.0
+        gpus = gpus_per_run(args)
         outcomes = run_on_ray(args.jobs, workers=args.workers, gpus_per_run=gpus,
                               cpus_per_run=args.cpus_per_run, address=args.ray_address,
                               max_retries=args.max_retries, show=not args.quiet)
     return write_sweep_report(Path(args.out), [o for o in outcomes if not o.ok],
                               baseline=args.baseline, baseline_split=args.baseline_split)
+
+
+def gpus_per_run(args) -> float:
+    """--gpus-per-run, or its default: 1 where the runs will find a GPU (this machine's, or
+    the cluster's for runs not pinned to the CPU), else 0."""
+    if args.gpus_per_run is not None:
+        return args.gpus_per_run
+    if args.ray_address is None:
+        return 1.0 if args.resolved_device.type == "cuda" else 0.0
+    on_cpu = all(job.config.device == "cpu" for job in args.jobs)
+    has_gpus = any(node.get("GPU", 0) > 0 for node in args.cluster)
+    return 1.0 if has_gpus and not on_cpu else 0.0
+
+
+def _leave_cluster(args) -> None:
+    if getattr(args, "cluster", None) is not None:
+        import ray
+        ray.shutdown()
 
 
 def write_sweep_report(out: Path, failed, baseline: str | None = None,

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -21,6 +24,8 @@ from pathlib import Path
 
 from protocols.config import RunConfig, load_benchmark
 from protocols.run_folder import ERROR_FILE
+
+CONNECT_TIMEOUT_S = 10.0           # to reach a cluster's head node before giving up
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,7 @@ def run_on_ray(jobs: list[Job], *, workers: int, gpus_per_run: float = 0.0,
     started_here = not ray.is_initialized()
     if started_here:
         _init_ray(ray, workers, cpus_per_run, gpus_per_run, address)
+    stop_on_sigterm()                   # ray.init installs its own handler, which aborts
     remote = ray.remote(_ray_job).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run,
                                           max_retries=max_retries, retry_exceptions=False)
     progress = SweepProgress(len(jobs), show)
@@ -153,6 +159,10 @@ def run_on_ray(jobs: list[Job], *, workers: int, gpus_per_run: float = 0.0,
                 outcomes[index] = _outcome(ray, ref, jobs[index])
                 printed[index] = _print_new_tasks(jobs[index], printed[index], progress)
                 progress.run_done(outcomes[index])
+    except BaseException:               # Ctrl-C, SIGTERM: stop the runs, on a cluster too
+        for ref in running:
+            ray.cancel(ref, force=True)
+        raise
     finally:
         progress.close()
         if started_here:
@@ -171,17 +181,80 @@ def _outcome(ray, ref, job: Job) -> Outcome:
 
 
 def _init_ray(ray, workers, cpus_per_run, gpus_per_run, address) -> None:
-    # Workers import this very source tree (a checkout need not be installed).
-    source = str(Path(__file__).resolve().parents[1])
-    path = os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH")) if p)
-    runtime_env = {"env_vars": {"PYTHONPATH": path}}
     if address is not None:
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+        connect(address)
         return
     import torch
     gpus = torch.cuda.device_count() if gpus_per_run > 0 else 0
     ray.init(num_cpus=max(1, round(workers * cpus_per_run)), num_gpus=gpus,
-             include_dashboard=False, runtime_env=runtime_env, log_to_driver=False)
+             include_dashboard=False, runtime_env=_runtime_env(), log_to_driver=False)
+
+
+def _runtime_env() -> dict:
+    # Workers import this very source tree (a checkout need not be installed).
+    source = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH")) if p)
+    return {"env_vars": {"PYTHONPATH": path}}
+
+
+class ClusterUnreachable(RuntimeError):
+    """The Ray cluster at --ray-address cannot be joined; the message is one line."""
+
+
+def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> list[dict]:
+    """Join the Ray cluster at ``address`` and return its live nodes' resources ({"CPU": n,
+    "GPU": m, ...} each); ``ClusterUnreachable`` when nothing answers there within
+    ``timeout_s`` or the cluster refuses us. ray.init alone retries a wrong address for
+    minutes."""
+    import ray
+    where = _host_port(address)
+    if where is not None:
+        try:
+            socket.create_connection(where, timeout=timeout_s).close()
+        except OSError as error:
+            raise ClusterUnreachable(
+                f"no Ray cluster answers at {address} ({error.strerror or error}); start one "
+                "with `ray start --head --port 6379` or check the address") from None
+    try:
+        ray.init(address=address, runtime_env=_runtime_env(), log_to_driver=False)
+    except Exception as error:      # noqa: BLE001 - Ray raises many kinds; all end the same
+        # Something answers there: a refused token is the usual reason (Ray names it only
+        # in its log lines), else another Ray version.
+        raise ClusterUnreachable(
+            f"cannot join the Ray cluster at {address} ({type(error).__name__}: "
+            f"{_first_line(error)}); if it uses token authentication, set RAY_AUTH_MODE=token "
+            "and give this machine the cluster's token (~/.ray/auth_token or RAY_AUTH_TOKEN); "
+            "else check that it runs this Ray version") from None
+    return [node["Resources"] for node in ray.nodes() if node["Alive"]]
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of "host:port" or "ray://host:port"; None for "auto" and other forms,
+    which ray.init resolves itself."""
+    host, _, port = address.split("://")[-1].rpartition(":")
+    return (host, int(port)) if host and port.isdigit() else None
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[0]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what a scheduler sends), handled as Ctrl-C: every finished task is kept."""
+
+
+def stop_on_sigterm() -> None:
+    """From now on SIGTERM raises ``Terminated`` in the main thread (elsewhere: unchanged)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+TERMINATED = threading.Event()       # set once SIGTERM arrived: the sweep exits 143
+
+
+def _raise_terminated(signum, frame):
+    TERMINATED.set()
+    raise Terminated("terminated (SIGTERM)")
 
 
 def _print_new_tasks(job: Job, printed: int, progress: SweepProgress) -> int:

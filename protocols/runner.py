@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -88,7 +89,26 @@ def run_iirc(benchmark, config: RunConfig | str, *, out_dir=None, resume: bool =
     device = resolve_device(config.device)
     config = resolve(check_data_path(benchmark, config), device, len(benchmark.tasks))
     # Set here, for in-process and Ray runs alike: the thread count orders the sums.
-    torch.set_num_threads(config.threads)
+    with torch_threads(config.threads):
+        return _run_resolved(benchmark, config, device, out_dir=out_dir, resume=resume,
+                             progress=progress, plugins=plugins, on_task_end=on_task_end,
+                             started_wall=started_wall)
+
+
+@contextmanager
+def torch_threads(threads: int):
+    """torch's CPU thread count set to ``threads`` inside, and given back after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_resolved(benchmark, config: RunConfig, device, *, out_dir, resume, progress, plugins,
+                  on_task_end, started_wall) -> dict:
+    """``run_iirc`` once ``config`` is resolved for ``device``."""
     identity = run_identity(config, benchmark, device)
     strategy, n_tasks = config.strategy, config.num_tasks
     out = Path(out_dir) if out_dir is not None else None
