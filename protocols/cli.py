@@ -23,6 +23,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 
 from mile_cl.recipe import first_task_epochs_of
+from protocols.checkpoint import write_problem
 from protocols.config import BENCHMARKS, MILE_DEFAULTS, MILeConfig, RunConfig, load_benchmark
 from protocols.cost import measure_images_per_second, sample_steps
 from protocols.execution import Job, ray_missing_message, run_on_ray, run_sequential
@@ -511,17 +512,25 @@ def run_sweep(args) -> int:
 
 def write_sweep_report(out: Path, failed, baseline: str | None = None,
                        baseline_split: str = "test") -> int:
+    """The report of every run in ``out``, then this sweep's ``failed`` outcomes on stderr.
+    Exit status: 1 if a run failed, else 2 if there is no report (no finished run, runs that
+    cannot be compared, a full disk: each report file is whole or absent), else 0."""
     from protocols.report import load_failures, load_results, write_report
-    failures = load_failures(out)
     try:
-        paths = write_report(load_results(out), out, failures, baseline=baseline,
+        paths = write_report(load_results(out), out, load_failures(out), baseline=baseline,
                              baseline_split=baseline_split)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: no report: {error}", file=sys.stderr)
-        return 1 if failed else 2
-    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    except (OSError, ValueError) as error:
+        print(f"error: no report: {_problem(error)}", file=sys.stderr)
+        status = 2
+    else:
+        print("wrote " + ", ".join(str(p) for p in paths.values()))
+        status = 0
     if failed:
-        print(f"{len(failed)} run(s) failed (listed in {paths['comparison']}): "
+        print(f"{len(failed)} run(s) failed: "
               + "; ".join(f"{o.job.name}: {o.error}" for o in failed), file=sys.stderr)
         return 1
-    return 0
+    return status
+
+
+def _problem(error: Exception) -> str:
+    return write_problem(error) if isinstance(error, OSError) else str(error)

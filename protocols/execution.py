@@ -19,6 +19,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from protocols.checkpoint import save_text, write_problem
 from protocols.config import RunConfig, load_benchmark
 from protocols.run_folder import ERROR_FILE
 
@@ -61,9 +62,13 @@ def run_job(job: Job, *, resume: bool, on_task_end=None) -> Outcome:
 
 
 def write_error(out_dir, text: str) -> None:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / ERROR_FILE).write_text(text)
+    """error.txt in the run folder, whole or not at all. Failing to record a failure (a full
+    disk) is one line on stderr, never an exception: it must not stop the other runs."""
+    path = Path(out_dir) / ERROR_FILE
+    try:
+        save_text(text, path)
+    except OSError as error:
+        print(f"error: could not record a failed run: {write_problem(error)}", file=sys.stderr)
 
 
 class SweepProgress:
