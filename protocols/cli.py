@@ -239,10 +239,12 @@ def parse_args(argv=None, *, prog: str, doc: str, defaults: dict, out: str):
     problem is a parser error (exit 2) naming the flag or the file, before any training."""
     parser = build_parser(prog=prog, doc=doc, defaults=defaults, out=out)
     args = parser.parse_args(argv)
+    args.out = os.path.abspath(args.out)          # every worker's cwd may differ
     try:
         settings = sweep_settings(args, defaults)
         # --mile-* flags can make two MILe variants one
         configs = unique([replace_mile(c, **mile_knobs(args)) for c in expand(settings)])
+        folders = run_folders(configs, args.out)      # two runs given one folder: an error
     except (TypeError, ValueError) as error:
         parser.error(_flag_named(str(error), args.config))
     args.configs = configs
@@ -256,13 +258,11 @@ def parse_args(argv=None, *, prog: str, doc: str, defaults: dict, out: str):
                 parser.error(f"--device: {error}")
     else:       # the driver need not have the cluster's GPUs
         args.resolved_device = resolve_device("cpu")
-    args.out = os.path.abspath(args.out)          # every worker's cwd may differ
     problem = unwritable_reason(Path(args.out))
     if problem:
         parser.error(f"--out {args.out}: {problem}")
     args.jobs = [Job(config, folder, label)
-                 for config, (label, folder) in zip(configs, run_folders(configs, args.out),
-                                                    strict=True)]
+                 for config, (label, folder) in zip(configs, folders, strict=True)]
     return args
 
 

@@ -571,14 +571,17 @@ def _load_one(path: Path) -> dict:
 
 
 def load_failures(out_dir) -> list[dict]:
-    """[{"folder", "error"}] for every run folder under ``out_dir`` with an error.txt and no
-    results.json: the error is the traceback's last line."""
+    """[{"folder", "error"}] for every run folder under ``out_dir`` with an error.txt: the
+    error is the traceback's last line. A run that finishes removes its error.txt, so one
+    beside a results.json is listed too (with a note), never hidden: which of the two is
+    current is for a person to tell."""
     failures = []
     for path in sorted(Path(out_dir).rglob(ERROR_FILE)):
-        if (path.parent / RESULTS).exists():
-            continue              # failed once, finished on a later try
         lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-        failures.append({"folder": str(path.parent), "error": lines[-1] if lines else "?"})
+        error = lines[-1] if lines else "?"
+        if (path.parent / RESULTS).exists():
+            error += f" ({RESULTS} beside it, in the table: check which is current)"
+        failures.append({"folder": str(path.parent), "error": error})
     return failures
 
 

@@ -153,3 +153,26 @@ def test_a_dead_writers_temporary_is_removed(tmp_path):
     [left] = run.glob(".*.tmp")
     check_out_dir(run, {}, resume=False)
     assert not left.exists()
+
+
+# --- 2. one folder per run, and no error.txt hidden -------------------------------------------
+
+def test_two_runs_never_share_a_folder(tmp_path, capsys):
+    (tmp_path / "sweep.yaml").write_text('data_root: ["/tmp/x y", "/tmp/x_y"]\n')
+    with pytest.raises(SystemExit) as exit_info:
+        iirc_cifar.parse_args([*SWEEP, "--config", str(tmp_path / "sweep.yaml"),
+                               "--out", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "two runs would share the folder" in err
+    assert "data_root='/tmp/x y' vs '/tmp/x_y'" in err
+
+
+def test_an_error_beside_results_is_listed(tmp_path):
+    folder = tmp_path / "er" / "config0"
+    folder.mkdir(parents=True)
+    (folder / RESULTS).write_text("{}")
+    (folder / ERROR_FILE).write_text("Traceback ...\nRayTaskError: worker died\n")
+    [failure] = report.load_failures(tmp_path)
+    assert failure["folder"] == str(folder)
+    assert failure["error"].startswith("RayTaskError: worker died (results.json beside it")
