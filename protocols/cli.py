@@ -27,6 +27,7 @@ from protocols.checkpoint import write_problem
 from protocols.config import BENCHMARKS, MILE_DEFAULTS, MILeConfig, RunConfig, load_benchmark
 from protocols.cost import measure_images_per_second, sample_steps
 from protocols.execution import Job, ray_missing_message, run_on_ray, run_sequential
+from protocols.out_lock import OutLock
 from protocols.resolve import FAST_DEV_BATCH_SIZE, FAST_DEV_STEPS, FAST_DEV_TASKS, resolve_device
 from protocols.run_folder import check_run_folder
 from protocols.runner import RunInterrupted
@@ -492,9 +493,21 @@ def run_sweep(args) -> int:
     try:
         if announce_cost(args, benchmarks):
             return 2
+        # After the data checks, so that bad input leaves no --out behind; before anything
+        # reads or writes a run folder.
+        lock = OutLock(Path(args.out))
+    except (OSError, ValueError) as error:
+        print(f"error: {_problem(error)}", file=sys.stderr)
+        return 2
+    with lock:
+        return _run_locked(args, benchmarks)
+
+
+def _run_locked(args, benchmarks: Benchmarks) -> int:
+    try:
         check_folders(args, benchmarks)
     except (OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {_problem(error)}", file=sys.stderr)
         return 2
     benchmarks.benchmark = None                   # the runs load their own
     if args.workers is None:

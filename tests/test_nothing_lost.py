@@ -15,6 +15,7 @@ import strategies
 from protocols import checkpoint, cli, iirc_cifar, report
 from protocols.config import RunConfig
 from protocols.execution import Job, Outcome
+from protocols.out_lock import OutLock
 from protocols.run_folder import CHECKPOINT, ERROR_FILE, RESULTS, check_out_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -176,3 +177,34 @@ def test_an_error_beside_results_is_listed(tmp_path):
     [failure] = report.load_failures(tmp_path)
     assert failure["folder"] == str(folder)
     assert failure["error"].startswith("RayTaskError: worker died (results.json beside it")
+
+
+# --- 3. one sweep per --out -------------------------------------------------------------------
+
+HOLD_LOCK = """\
+import sys
+from pathlib import Path
+from protocols.out_lock import OutLock
+with OutLock(Path(sys.argv[1])):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_second_sweep_on_one_out_exits_2_at_once(tmp_path):
+    out = tmp_path / "runs"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out)], cwd=REPO,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        second = subprocess.run([sys.executable, str(REPO / "protocols" / "iirc_cifar.py"),
+                                 *SWEEP, "--out", str(out)], capture_output=True, text=True,
+                                cwd=REPO, timeout=600)
+        assert second.returncode == 2
+        assert f"in use by another sweep (pid {holder.pid} on " in second.stderr
+        assert "Traceback" not in second.stderr
+        assert not (out / "finetune").exists()                 # nothing trained
+    finally:
+        holder.communicate("", timeout=60)
+    with OutLock(out):                                         # released when its holder exits
+        pass
