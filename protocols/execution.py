@@ -185,7 +185,9 @@ def _init_ray(ray, workers, cpus_per_run, gpus_per_run, address) -> None:
         return
     import torch
     gpus = torch.cuda.device_count() if gpus_per_run > 0 else 0
-    ray.init(num_cpus=max(1, round(workers * cpus_per_run)), num_gpus=gpus,
+    # address="local": a cluster of our own, even when another one runs on this machine (with
+    # no address, ray.init joins the last one started here and refuses num_cpus).
+    ray.init(address="local", num_cpus=max(1, round(workers * cpus_per_run)), num_gpus=gpus,
              include_dashboard=False, runtime_env=runtime_env, log_to_driver=False)
 
 
