@@ -29,7 +29,7 @@ from protocols.cost import measure_images_per_second, sample_steps
 from protocols.execution import Job, ray_missing_message, run_on_ray, run_sequential
 from protocols.out_lock import OutLock
 from protocols.resolve import FAST_DEV_BATCH_SIZE, FAST_DEV_STEPS, FAST_DEV_TASKS, resolve_device
-from protocols.run_folder import check_run_folder
+from protocols.run_folder import DamagedRun, check_run_folder
 from protocols.runner import RunInterrupted
 from protocols.sweep import expand, load_sweep_file, replace_mile, run_folders, unique
 
@@ -458,11 +458,16 @@ def _duration(seconds: float) -> str:
 
 
 def check_folders(args, benchmarks: Benchmarks) -> None:
-    """ValueError unless every run folder is free, or (--resume) holds this very run."""
+    """ValueError unless every run folder is free, or (--resume) holds this very run. A
+    damaged folder (an unreadable checkpoint) is left to its run, which fails alone (its
+    error.txt) while the others go on."""
     for job in args.jobs:
         if args.ray_address is None or not args.resume:
-            check_run_folder(benchmarks(job.config) if args.resume else None, job.config,
-                             job.out_dir, args.resume)
+            try:
+                check_run_folder(benchmarks(job.config) if args.resume else None, job.config,
+                                 job.out_dir, args.resume)
+            except DamagedRun:
+                continue
 
 
 # --- the sweep ---------------------------------------------------------------------------------

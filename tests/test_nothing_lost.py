@@ -208,3 +208,34 @@ def test_a_second_sweep_on_one_out_exits_2_at_once(tmp_path):
         holder.communicate("", timeout=60)
     with OutLock(out):                                         # released when its holder exits
         pass
+
+
+# --- 4. a damaged run fails alone -------------------------------------------------------------
+
+@pytest.mark.parametrize("workers", [None, 2])
+def test_a_damaged_unfinished_run_fails_alone(finished, tmp_path, capsys, workers):
+    out = copy_of(finished, tmp_path)
+    damaged, unfinished = out / "finetune" / "config0", out / "finetune" / "config1"
+    (damaged / RESULTS).unlink()                    # as if interrupted after its last task
+    (unfinished / RESULTS).unlink()
+    checkpoint_bytes = (damaged / CHECKPOINT).read_bytes()
+    (damaged / CHECKPOINT).write_bytes(checkpoint_bytes[:len(checkpoint_bytes) // 2])
+    on_ray = ["--workers", str(workers)] if workers else []     # a local Ray cluster
+    status = sweep(out, "--configurations", "0-2", "--resume", *on_ray)
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "corrupt" in (damaged / ERROR_FILE).read_text()
+    assert (unfinished / RESULTS).exists()          # rebuilt from its checkpoint
+    assert "1 run(s) failed: finetune config0" in err
+    table = (out / "comparison.md").read_text()
+    assert "## Failed runs (1)" in table and str(damaged) in table
+    assert "| finetune | 2 |" in table
+
+
+def test_a_finished_run_with_a_damaged_checkpoint_resumes_as_finished(finished, tmp_path):
+    out = copy_of(finished, tmp_path)
+    run = out / "finetune" / "config0"
+    results = (run / RESULTS).read_bytes()
+    (run / CHECKPOINT).write_bytes(b"garbage")
+    assert sweep(out, "--configurations", "0-2", "--resume") == 0
+    assert (run / RESULTS).read_bytes() == results and not (run / ERROR_FILE).exists()
