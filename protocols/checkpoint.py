@@ -6,9 +6,12 @@ folder cannot run code when it is read.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
+import re
+import socket
 import tempfile
 from pathlib import Path
 
@@ -20,12 +23,17 @@ TMP_SUFFIX = ".tmp"
 
 def atomic_write_bytes(path: Path, write) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place, so
-    a crash never leaves a half-written file under the final name. The file gets the mode an
-    ordinary ``open`` would (0666 less the umask), and the rename is made durable by syncing
-    the folder."""
+    a crash or a full disk never leaves a half-written file under the final name. The file gets
+    the mode an ordinary ``open`` would (0666 less the umask), and the rename is made durable by
+    syncing the folder. An OSError names ``path`` (``write_problem`` makes it one line)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_owner()}.",
+                                   suffix=TMP_SUFFIX)
+    except OSError as error:
+        error.filename = str(path)
+        raise
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -33,19 +41,62 @@ def atomic_write_bytes(path: Path, write) -> None:
             os.fchmod(f.fileno(), 0o666 & ~_umask())     # mkstemp makes it 0600
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno is not None:
+            error.filename = str(path)        # the file we failed to write, not the temporary
         raise
     _fsync_folder(path.parent)
 
 
+def write_problem(error: OSError) -> str:
+    """One line for a failed write: "no space left on device writing X; free space and rerun
+    with --resume" for a full disk (ENOSPC, EDQUOT), else the error and the file."""
+    if error.errno is None:
+        return str(error)
+    where = f" writing {error.filename}" if error.filename else ""
+    text = f"{(error.strerror or str(error)).lower()}{where}"
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        text += "; free space and rerun with --resume"
+    return text
+
+
+# Temporaries are named after the process writing them (pid and host) so that a run starting in
+# a folder removes only what dead processes left. Deleting another live process's temporary
+# makes its rename fail; an owner we cannot check (another host) keeps its file: a leftover
+# hidden file costs nothing. Chosen over a per-folder lock, which would have to be held for a
+# whole run and which shared file systems do not all honour.
+_OWNED = re.compile(r"\.pid(\d+)@(.*)\.[^.]+" + re.escape(TMP_SUFFIX) + "$")
+
+
+def _owner() -> str:
+    return f"pid{os.getpid()}@{socket.gethostname()}"
+
+
 def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Delete what an interrupted ``atomic_write_bytes`` left in ``folder`` (its hidden
-    ``.<name>.<random>.tmp`` files); returns them."""
-    stale = [p for p in Path(folder).glob(f".*{TMP_SUFFIX}") if p.is_file()]
+    """Delete what interrupted ``atomic_write_bytes`` calls left in ``folder`` (its hidden
+    ``.<name>.pid<pid>@<host>.<random>.tmp`` files) when the writer is gone: a process of this
+    host that no longer exists, or an unnamed writer (older versions); returns them."""
+    stale = [p for p in Path(folder).glob(f".*{TMP_SUFFIX}") if p.is_file() and _orphaned(p)]
     for p in stale:
         p.unlink(missing_ok=True)
     return stale
+
+
+def _orphaned(path: Path) -> bool:
+    owner = _OWNED.search(path.name)
+    if owner is None:
+        return True
+    pid, host = int(owner.group(1)), owner.group(2)
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)                 # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:             # exists, another user's
+        return False
+    return False
 
 
 def save_torch(obj, path: Path) -> None:
@@ -53,7 +104,10 @@ def save_torch(obj, path: Path) -> None:
 
 
 def save_json(obj, path: Path) -> None:
-    text = json.dumps(obj, indent=1, allow_nan=False, default=_json_default)
+    save_text(json.dumps(obj, indent=1, allow_nan=False, default=_json_default), path)
+
+
+def save_text(text: str, path: Path) -> None:
     atomic_write_bytes(path, lambda f: f.write(text.encode()))
 
 

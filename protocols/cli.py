@@ -23,6 +23,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 
 from mile_cl.recipe import first_task_epochs_of
+from protocols.checkpoint import write_problem
 from protocols.config import BENCHMARKS, MILE_DEFAULTS, MILeConfig, RunConfig, load_benchmark
 from protocols.cost import measure_images_per_second, sample_steps
 from protocols.execution import (
@@ -35,8 +36,9 @@ from protocols.execution import (
     run_sequential,
     stop_on_sigterm,
 )
+from protocols.out_lock import OutLock
 from protocols.resolve import FAST_DEV_BATCH_SIZE, FAST_DEV_STEPS, FAST_DEV_TASKS, resolve_device
-from protocols.run_folder import check_run_folder
+from protocols.run_folder import DamagedRun, check_run_folder
 from protocols.runner import RunInterrupted
 from protocols.sweep import expand, load_sweep_file, replace_mile, run_folders, unique
 
@@ -247,10 +249,12 @@ def parse_args(argv=None, *, prog: str, doc: str, defaults: dict, out: str):
     problem is a parser error (exit 2) naming the flag or the file, before any training."""
     parser = build_parser(prog=prog, doc=doc, defaults=defaults, out=out)
     args = parser.parse_args(argv)
+    args.out = os.path.abspath(args.out)          # every worker's cwd may differ
     try:
         settings = sweep_settings(args, defaults)
         # --mile-* flags can make two MILe variants one
         configs = unique([replace_mile(c, **mile_knobs(args)) for c in expand(settings)])
+        folders = run_folders(configs, args.out)      # two runs given one folder: an error
     except (TypeError, ValueError) as error:
         parser.error(_flag_named(str(error), args.config))
     args.configs = configs
@@ -264,13 +268,11 @@ def parse_args(argv=None, *, prog: str, doc: str, defaults: dict, out: str):
                 parser.error(f"--device: {error}")
     else:       # the driver need not have the cluster's GPUs
         args.resolved_device = resolve_device("cpu")
-    args.out = os.path.abspath(args.out)          # every worker's cwd may differ
     problem = unwritable_reason(Path(args.out))
     if problem:
         parser.error(f"--out {args.out}: {problem}")
     args.jobs = [Job(config, folder, label)
-                 for config, (label, folder) in zip(configs, run_folders(configs, args.out),
-                                                    strict=True)]
+                 for config, (label, folder) in zip(configs, folders, strict=True)]
     return args
 
 
@@ -486,11 +488,16 @@ def _duration(seconds: float) -> str:
 
 
 def check_folders(args, benchmarks: Benchmarks) -> None:
-    """ValueError unless every run folder is free, or (--resume) holds this very run."""
+    """ValueError unless every run folder is free, or (--resume) holds this very run. A
+    damaged folder (an unreadable checkpoint) is left to its run, which fails alone (its
+    error.txt) while the others go on."""
     for job in args.jobs:
         if args.ray_address is None or not args.resume:
-            check_run_folder(benchmarks(job.config) if args.resume else None, job.config,
-                             job.out_dir, args.resume)
+            try:
+                check_run_folder(benchmarks(job.config) if args.resume else None, job.config,
+                                 job.out_dir, args.resume)
+            except DamagedRun:
+                continue
 
 
 # --- the sweep ---------------------------------------------------------------------------------
@@ -532,9 +539,21 @@ def run_sweep(args) -> int:
     try:
         if announce_cost(args, benchmarks):
             return 2
+        # After the data checks, so that bad input leaves no --out behind; before anything
+        # reads or writes a run folder.
+        lock = OutLock(Path(args.out))
+    except (OSError, ValueError) as error:
+        print(f"error: {_problem(error)}", file=sys.stderr)
+        return 2
+    with lock:
+        return _run_locked(args, benchmarks)
+
+
+def _run_locked(args, benchmarks: Benchmarks) -> int:
+    try:
         check_folders(args, benchmarks)
     except (OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {_problem(error)}", file=sys.stderr)
         return 2
     benchmarks.benchmark = None                   # the runs load their own
     if args.workers is None:
@@ -568,17 +587,25 @@ def _leave_cluster(args) -> None:
 
 def write_sweep_report(out: Path, failed, baseline: str | None = None,
                        baseline_split: str = "test") -> int:
+    """The report of every run in ``out``, then this sweep's ``failed`` outcomes on stderr.
+    Exit status: 1 if a run failed, else 2 if there is no report (no finished run, runs that
+    cannot be compared, a full disk: each report file is whole or absent), else 0."""
     from protocols.report import load_failures, load_results, write_report
-    failures = load_failures(out)
     try:
-        paths = write_report(load_results(out), out, failures, baseline=baseline,
+        paths = write_report(load_results(out), out, load_failures(out), baseline=baseline,
                              baseline_split=baseline_split)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: no report: {error}", file=sys.stderr)
-        return 1 if failed else 2
-    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    except (OSError, ValueError) as error:
+        print(f"error: no report: {_problem(error)}", file=sys.stderr)
+        status = 2
+    else:
+        print("wrote " + ", ".join(str(p) for p in paths.values()))
+        status = 0
     if failed:
-        print(f"{len(failed)} run(s) failed (listed in {paths['comparison']}): "
+        print(f"{len(failed)} run(s) failed: "
               + "; ".join(f"{o.job.name}: {o.error}" for o in failed), file=sys.stderr)
         return 1
-    return 0
+    return status
+
+
+def _problem(error: Exception) -> str:
+    return write_problem(error) if isinstance(error, OSError) else str(error)

@@ -22,6 +22,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from protocols.checkpoint import save_text, write_problem
 from protocols.config import RunConfig, load_benchmark
 from protocols.run_folder import ERROR_FILE
 
@@ -66,9 +67,13 @@ def run_job(job: Job, *, resume: bool, on_task_end=None) -> Outcome:
 
 
 def write_error(out_dir, text: str) -> None:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / ERROR_FILE).write_text(text)
+    """error.txt in the run folder, whole or not at all. Failing to record a failure (a full
+    disk) is one line on stderr, never an exception: it must not stop the other runs."""
+    path = Path(out_dir) / ERROR_FILE
+    try:
+        save_text(text, path)
+    except OSError as error:
+        print(f"error: could not record a failed run: {write_problem(error)}", file=sys.stderr)
 
 
 class SweepProgress:
@@ -186,7 +191,9 @@ def _init_ray(ray, workers, cpus_per_run, gpus_per_run, address) -> None:
         return
     import torch
     gpus = torch.cuda.device_count() if gpus_per_run > 0 else 0
-    ray.init(num_cpus=max(1, round(workers * cpus_per_run)), num_gpus=gpus,
+    # address="local": a cluster of our own, even when another one runs on this machine (with
+    # no address, ray.init joins the last one started here and refuses num_cpus).
+    ray.init(address="local", num_cpus=max(1, round(workers * cpus_per_run)), num_gpus=gpus,
              include_dashboard=False, runtime_env=_runtime_env(), log_to_driver=False)
 
 

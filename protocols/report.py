@@ -18,12 +18,14 @@ groups of that strategy ("er+MILe (prior_bias=True)"). Runs of one group (one pe
 configuration) are aggregated as mean ± SAMPLE std (n - 1 denominator, ``mean_std``) over the
 runs where the value is defined; JSON null is NaN and NaN is skipped, never counted as 0.
 Runs on different task sequences raise ``ValueError`` instead of producing a silent average.
-Runs that failed (an ``error.txt`` and no results) are listed in comparison.md. Plots use
+Runs that failed (an ``error.txt``) are listed in comparison.md. Every file is written
+atomically (``protocols.checkpoint``): whole, or not at all. Plots use
 matplotlib's Agg canvas directly: no display, and the caller's pyplot backend is left alone.
 """
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import re
@@ -37,6 +39,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from mile_cl.plugin import mile_variant_name
+from protocols.checkpoint import atomic_write_bytes, save_text
 from protocols.labels import differing_settings, flat_settings
 from protocols.paired import format_difference, pair_runs, paired_difference
 from protocols.run_folder import ERROR_FILE, RESULTS
@@ -246,13 +249,15 @@ def _table_cells(tables: dict):
 
 
 def write_csv(results: list[dict], path) -> Path:
-    """runs.csv from ``tidy_rows``; NaN and null configuration are written as empty cells."""
+    """runs.csv from ``tidy_rows``; NaN and null configuration are written as empty cells.
+    Built in memory and written atomically: a full disk never leaves a file cut mid-row."""
     path = Path(path)
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for row in tidy_rows(results):
-            writer.writerow({k: _csv_cell(v) for k, v in row.items()})
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    for row in tidy_rows(results):
+        writer.writerow({k: _csv_cell(v) for k, v in row.items()})
+    save_text(text.getvalue(), path)
     return path
 
 
@@ -528,7 +533,8 @@ def _pretty(metric: str) -> str:
 
 def _save(fig: Figure, path) -> Path:
     path = Path(path)
-    fig.savefig(path, dpi=150, bbox_inches="tight")
+    atomic_write_bytes(path, lambda f: fig.savefig(f, format="png", dpi=150,
+                                                   bbox_inches="tight"))
     return path
 
 
@@ -565,14 +571,17 @@ def _load_one(path: Path) -> dict:
 
 
 def load_failures(out_dir) -> list[dict]:
-    """[{"folder", "error"}] for every run folder under ``out_dir`` with an error.txt and no
-    results.json: the error is the traceback's last line."""
+    """[{"folder", "error"}] for every run folder under ``out_dir`` with an error.txt: the
+    error is the traceback's last line. A run that finishes removes its error.txt, so one
+    beside a results.json is listed too (with a note), never hidden: which of the two is
+    current is for a person to tell."""
     failures = []
     for path in sorted(Path(out_dir).rglob(ERROR_FILE)):
-        if (path.parent / RESULTS).exists():
-            continue              # failed once, finished on a later try
         lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-        failures.append({"folder": str(path.parent), "error": lines[-1] if lines else "?"})
+        error = lines[-1] if lines else "?"
+        if (path.parent / RESULTS).exists():
+            error += f" ({RESULTS} beside it, in the table: check which is current)"
+        failures.append({"folder": str(path.parent), "error": error})
     return failures
 
 
@@ -587,7 +596,7 @@ def write_report(results: list[dict], out_dir, failed: list[dict] = (),
     groups = group_by_label(results)          # fails before anything is written
     paths = {"runs": write_csv(results, out / "runs.csv")}
     paths["comparison"] = out / "comparison.md"
-    paths["comparison"].write_text(comparison_table(results, failed, baseline, baseline_split))
+    save_text(comparison_table(results, failed, baseline, baseline_split), paths["comparison"])
     paths["union_pwjs"] = plot_union_curves(results, out / "union_pwjs.png")
     for label, runs in groups.items():
         name = f"r_matrix_{_file_safe(label)}"

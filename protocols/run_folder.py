@@ -32,13 +32,22 @@ CHECKPOINT_FORMAT = "mile-cl checkpoint 2"
 RECORDED_LATER = ("threads",)
 
 
+class DamagedRun(ValueError):
+    """A run folder's checkpoint or results.json cannot be read: that run's failure alone (a
+    sweep records it in the folder's error.txt and runs the others), unlike a folder holding a
+    different run's files, which means the sweep's settings are wrong (exit 2 before any
+    training)."""
+
+
 def check_out_dir(out: Path, config: dict, resume: bool):
     """(finished results or None, saved checkpoint or None) for a run in ``out``.
 
     Without ``resume`` nothing in the folder is read: a folder that already holds a run is an
-    error. With it, the checkpoint (read weights-only) must belong to this very run (same
-    config, field by field); a finished run comes back as saved, and a results.json that is
-    missing or unreadable is rebuilt from the checkpoint.
+    error. With it, a results.json of this very run (same config, field by field) is a
+    finished run, returned as saved without reading the checkpoint, which it no longer needs;
+    else the checkpoint (read weights-only) must belong to this run, and a results.json that
+    is missing or unreadable is rebuilt from it. ``DamagedRun`` when what is needed cannot be
+    read.
     """
     results_path, checkpoint_path = out / RESULTS, out / CHECKPOINT
     held = [p.name for p in (checkpoint_path, results_path, out / PARTIAL) if p.exists()]
@@ -49,12 +58,12 @@ def check_out_dir(out: Path, config: dict, resume: bool):
         remove_stale_temporaries(out)          # an interrupted write's leftovers
     if not resume:
         return None, None
-    saved = _load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
-    if saved is not None:
+    finished = _read_results_if_readable(results_path)
+    if finished is not None and not _differences(finished.get("config") or {}, config):
+        return finished, None
+    if checkpoint_path.exists():
+        saved = _load_checkpoint(checkpoint_path)
         _check_same_run(out, saved["config"], config)
-        finished = _read_results_if_readable(results_path)
-        if finished is not None and not _differences(finished.get("config") or {}, config):
-            return finished, None
         return None, saved           # resume; a lost results.json is written again at the end
     if results_path.exists():
         finished = _read_json(results_path)
@@ -76,10 +85,13 @@ def check_run_folder(benchmark, config: RunConfig, out_dir, resume: bool) -> Non
 
 
 def _load_checkpoint(path: Path) -> dict:
-    saved = load_torch(path)
+    try:
+        saved = load_torch(path)
+    except ValueError as error:
+        raise DamagedRun(str(error)) from None
     if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
         found = saved.get("format") if isinstance(saved, dict) else type(saved).__name__
-        raise ValueError(f"checkpoint {path} is not a checkpoint of this mile-cl version "
+        raise DamagedRun(f"checkpoint {path} is not a checkpoint of this mile-cl version "
                          f"(format {found!r}, expected {CHECKPOINT_FORMAT!r}); move it away to "
                          "start that run over")
     return saved
@@ -127,7 +139,7 @@ def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise ValueError(f"{path} is unreadable or corrupt ({error}) and there is no "
+        raise DamagedRun(f"{path} is unreadable or corrupt ({error}) and there is no "
                          f"{CHECKPOINT} beside it to rebuild it from; move it away to start "
                          "that run over") from error
 

@@ -126,7 +126,7 @@ def run_folders(configs: list[RunConfig], out) -> list[tuple[str, Path]]:
     """(label, folder) per run: OUT/<strategy>[+mile][,<setting>=<value>...]/config<k>, the
     settings being those that differ between runs of the same strategy and MILe on/off (other
     than the task configuration), so each run has its own folder and a plain sweep keeps the
-    plain names."""
+    plain names. ValueError if two runs would still share one (``_check_own_folders``)."""
     values = [config.as_dict() for config in configs]
     differing = differing_settings(
         [(base_label(c), v) for c, v in zip(configs, values, strict=True)],
@@ -137,7 +137,27 @@ def run_folders(configs: list[RunConfig], out) -> list[tuple[str, Path]]:
         label = ",".join([base_label(config),
                           *(f"{k}={_text(flat[k])}" for k in differing[base_label(config)])])
         named.append((label, Path(out) / label / f"config{config.configuration}"))
+    _check_own_folders(configs, values, [folder for _, folder in named])
     return named
+
+
+def _check_own_folders(configs, values: list[dict], folders: list[Path]) -> None:
+    """ValueError naming the settings of two runs that would share a folder. A folder name
+    keeps only letters, digits and ``._-=+`` of a value, so values that differ elsewhere
+    ("/data/x y", "/data/x_y") give one name. Refused before anything runs rather than told
+    apart by a hash suffix: a folder's name should say which run it holds, and such values are
+    rare and easy to change; sharing one would make the runs resume and overwrite each other."""
+    first: dict[Path, int] = {}
+    for i, folder in enumerate(folders):
+        j = first.setdefault(folder, i)
+        if j == i:
+            continue
+        a, b = flat_settings(values[j]), flat_settings(values[i])
+        differ = [f"{k}={a.get(k)!r} vs {b.get(k)!r}" for k in dict.fromkeys([*a, *b])
+                  if a.get(k) != b.get(k)]
+        raise ValueError(f"two runs would share the folder {folder}: {configs[i].strategy} runs "
+                         f"that differ only in {'; '.join(differ) or 'nothing (a repeat)'}, "
+                         "which folder names cannot tell apart; change one of the values")
 
 
 def _text(value) -> str:

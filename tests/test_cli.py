@@ -77,6 +77,9 @@ def test_other_runs_checkpoint_and_corrupt_checkpoint(tmp_path):
     assert cli(*base).returncode == 0
     other = cli(*base, "--seed", "7", "--resume")
     assert other.returncode == 2 and "different run's checkpoint" in other.stderr
+    # a damaged run is that run's failure (finished runs are read from results.json first)
     (out / "finetune" / "config0" / "checkpoint.pt").write_bytes(b"garbage")
+    (out / "finetune" / "config0" / "results.json").unlink()
     corrupt = cli(*base, "--resume")
-    assert corrupt.returncode == 2 and "corrupt" in corrupt.stderr
+    assert corrupt.returncode == 1 and "finetune config0" in corrupt.stderr
+    assert "corrupt" in (out / "finetune" / "config0" / "error.txt").read_text()
