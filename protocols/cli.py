@@ -26,7 +26,13 @@ from mile_cl.recipe import first_task_epochs_of
 from protocols.config import BENCHMARKS, MILE_DEFAULTS, MILeConfig, RunConfig, load_benchmark
 from protocols.cost import measure_images_per_second, sample_steps
 from protocols.execution import Job, ray_missing_message, run_on_ray, run_sequential
-from protocols.resolve import FAST_DEV_BATCH_SIZE, FAST_DEV_STEPS, FAST_DEV_TASKS, resolve_device
+from protocols.resolve import (
+    FAST_DEV_BATCH_SIZE,
+    FAST_DEV_STEPS,
+    FAST_DEV_TASKS,
+    check_data_path,
+    resolve_device,
+)
 from protocols.run_folder import check_run_folder
 from protocols.runner import RunInterrupted
 from protocols.sweep import expand, load_sweep_file, replace_mile, run_folders, unique
@@ -204,7 +210,8 @@ def _add_sweep_flags(group) -> None:
                             "list is a grid axis; flags override the file")
     group.add_argument("--dry-run", action="store_true",
                        help="print the runs (label, task configuration, folder, sample-steps) "
-                            "and their count, and exit")
+                            "and their count, and exit; every value is checked, as when "
+                            "the runs start (and, where the data is here, against it)")
     group.add_argument("--workers", type=whole_number(), metavar="N",
                        help="run N runs at a time as Ray tasks on a local Ray cluster started "
                             "for the sweep (needs pip install -e \".[ray]\"); without it, runs "
@@ -398,13 +405,20 @@ def run_sample_steps(benchmark, config: RunConfig) -> int:
 
 
 def dry_run(args, benchmarks: Benchmarks) -> int:
-    rows, problems = [], []
+    """Print the runs; 2 (one line) if a run's values do not fit its data, where it is here."""
+    rows, problems, bad = [], [], []
     for job in args.jobs:
         try:
-            steps = f"{run_sample_steps(benchmarks(job.config), job.config):,}"
+            benchmark = benchmarks(job.config)
+            steps = f"{run_sample_steps(benchmark, job.config):,}"
         except (OSError, ValueError) as error:       # e.g. no data on this machine yet
             steps = "?"
             problems.append(str(error).splitlines()[0])
+        else:
+            try:
+                check_data_path(benchmark, job.config)       # as the run will when it starts
+            except ValueError as error:
+                bad.append(f"{job.label} (configuration {job.config.configuration}): {error}")
         rows.append((job.label, str(job.config.configuration), str(job.out_dir), steps))
     headers = ("label", "configuration", "folder", "sample-steps")
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(3)]
@@ -414,14 +428,22 @@ def dry_run(args, benchmarks: Benchmarks) -> int:
     print(f"{len(rows)} run(s)")
     if problems:
         print(f"sample-steps unknown where '?': {problems[0]}")
+    if bad:
+        print(f"error: {bad[0]}", file=sys.stderr)
+        return 2
     return 0
 
 
 def announce_cost(args, benchmarks: Benchmarks) -> int:
     """Print the sweep's size and estimated time; 2 if it is a long CPU sweep that was not
     asked for explicitly, else 0."""
-    # Loads every run's data: missing files or a failed download show before any training.
-    steps = [run_sample_steps(benchmarks(job.config), job.config) for job in args.jobs]
+    # Loads every run's data: missing files, a failed download or a value the data does not
+    # allow (check_data_path) show before any training.
+    steps = []
+    for job in args.jobs:
+        benchmark = benchmarks(job.config)
+        check_data_path(benchmark, job.config)
+        steps.append(run_sample_steps(benchmark, job.config))
     if all(job.config.fast_dev_run for job in args.jobs):
         print(f"fast dev run: {FAST_DEV_TASKS} tasks, {FAST_DEV_STEPS} minibatches per epoch",
               file=sys.stderr)

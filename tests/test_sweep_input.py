@@ -1,12 +1,21 @@
-"""A careless sweep file is refused at --dry-run, with exit 2 and one line, and nothing is
-written."""
+"""A careless sweep file: every value is refused at --dry-run, with exit 2 and one line, as
+it would be before any training, and nothing is written."""
+import ast
 import re
 import time
+from pathlib import Path
 
 import pytest
+import torch
 
+import strategies
+from mile_cl.benchmarks import synthetic_iirc
+from mile_cl.models import resnet32
 from protocols import iirc_cifar
+from protocols.config import RUN_KEYWORDS
 from protocols.sweep import MAX_ALIAS_VALUES, load_sweep_file
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def main(capsys, *args):
@@ -43,6 +52,14 @@ def bomb(levels: int, width: int = 9) -> str:
 
 
 @pytest.mark.parametrize("text, message", [
+    # each passed --dry-run before and failed when its run started (exit 1, a folder left)
+    ('strategy_overrides: {"bogus": 1}\n',
+     "strategy_overrides: er takes no keyword 'bogus'; valid: mem_per_class, buffer_seed"),
+    ("lr: .nan\n", "lr must be a finite number > 0, got nan"),
+    ("seed: 99999999999999999999\n", "seed must be a whole number from 0 to 2**32 - 1"),
+    ("model: ../../x\n", "model must be one of resnet32, resnet50, got '../../x'"),
+    ("lr: 0\n", "lr must be a finite number > 0, got 0"),       # trained nothing, silently
+    ("gpu_decode: true\n", "gpu_decode decodes JPEG files"),     # needs the data: checked too
     # safe_load kept the last of two keys, silently
     ("seed: 1\nlr: 0.1\nseed: 2\n", "key 'seed' given twice, on line 1 and line 3"),
     ("mile: {threshold: 0.6, threshold: 0.7}\n", "key 'threshold' given twice, on line 1"),
@@ -52,6 +69,13 @@ def bomb(levels: int, width: int = 9) -> str:
 def test_a_bad_value_fails_the_dry_run_in_one_line(capsys, tmp_path, text, message):
     status, _, err = dry_run_file(capsys, tmp_path, text)
     assert status == 2 and message in error_line(err), err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_bad_value_the_data_shows_stops_a_real_run_before_any_folder(capsys, tmp_path):
+    status, _, err = main(capsys, "--synthetic", "--fast-dev-run", "--device", "cpu",
+                          "--gpu-decode", "--out", str(tmp_path / "runs"))
+    assert status == 2 and "gpu_decode decodes JPEG files" in error_line(err)
     assert not (tmp_path / "runs").exists()
 
 
@@ -82,3 +106,37 @@ def test_aliases_and_merges_a_real_file_uses_still_load(tmp_path):
     arms = load_sweep_file(tmp_path / "sweep.yaml")["arms"]
     assert arms[1] == {"strategy": "er", "mile": True} and arms[2]["strategy"] == "icarl_cnn"
 
+
+def test_run_keywords_are_what_run_iirc_gives_build():
+    tree = ast.parse((REPO / "protocols" / "runner.py").read_text())
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+             and ast.unparse(node.func) == "strategies.build"]
+    assert len(calls) == 1
+    given = {k.arg for k in calls[0].keywords if k.arg is not None}
+    assert given | {"model", "optimizer"} <= set(RUN_KEYWORDS)
+
+
+# A value for every keyword a strategy takes beyond the run's own: a new keyword must be
+# added here, and build must take it.
+OVERRIDES = {"mem_per_class": 5, "buffer_seed": 1, "eval_every": -1, "peval_mode": "epoch",
+             "reset_sigma": False, "lambda_base": 2.0, "margin": 0.3, "top_k": 1,
+             "sigma_min": None, "memory_batch_size": 8, "new_classes_only": False}
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return synthetic_iirc(n_superclasses=2, subclasses_per_superclass=2, n_orphans=0,
+                          classes_per_task=2, n_train_per_class=4, n_test_per_class=1)
+
+
+@pytest.mark.parametrize("name", strategies.NAMES)
+def test_strategy_keywords_are_what_build_takes(bench, name):
+    model = resnet32(bench.num_classes,
+                     head="cosine" if name in ("icarl_norm", "lucir") else "linear")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    valid = [k for k in strategies.keywords(name) if k not in RUN_KEYWORDS]
+    assert set(valid) <= set(OVERRIDES)
+    strategies.build(name, model, optimizer, benchmark=bench,
+                     **{k: OVERRIDES[k] for k in valid})
+    with pytest.raises(TypeError):
+        strategies.build(name, model, optimizer, benchmark=bench, bogus=1)
