@@ -39,6 +39,9 @@ from protocols.sweep import expand, load_sweep_file, replace_mile, run_folders, 
 
 # A CPU sweep estimated to take longer than this needs an explicit --device cpu.
 CPU_CONFIRM_SECONDS = 3600
+# A sweep of more runs than this starts only with --yes: a typo in a grid (a list too many)
+# multiplies the runs; campaigns here are hundreds (the paper's table: 180).
+CONFIRM_RUNS = 1000
 GROUP_TITLES = {"what": "what to run (a comma list or a sweep file's list is a grid axis)",
                 "recipe": "the recipe", "mile": "MILe knobs (for the runs with MILe on)",
                 "data": "data and device"}
@@ -212,6 +215,9 @@ def _add_sweep_flags(group) -> None:
                        help="print the runs (label, task configuration, folder, sample-steps) "
                             "and their count, and exit; every value is checked, as when "
                             "the runs start (and, where the data is here, against it)")
+    group.add_argument("--yes", action="store_true",
+                       help=f"start a sweep of more than {CONFIRM_RUNS:,} runs (without it, "
+                            "such a sweep stops before it starts)")
     group.add_argument("--workers", type=whole_number(), metavar="N",
                        help="run N runs at a time as Ray tasks on a local Ray cluster started "
                             "for the sweep (needs pip install -e \".[ray]\"); without it, runs "
@@ -252,6 +258,9 @@ def parse_args(argv=None, *, prog: str, doc: str, defaults: dict, out: str):
     except (TypeError, ValueError) as error:
         parser.error(_flag_named(str(error), args.config))
     args.configs = configs
+    if len(configs) > CONFIRM_RUNS and not (args.yes or args.dry_run):
+        parser.error(f"the sweep has {len(configs):,} runs, more than {CONFIRM_RUNS:,}: pass "
+                     "--yes to start them (or --dry-run to list them)")
     _check_execution(parser, args)
     _check_baseline(parser, args.baseline, configs)
     if args.ray_address is None:

@@ -1,5 +1,5 @@
 """A careless sweep file: every value is refused at --dry-run, with exit 2 and one line, as
-it would be before any training, and nothing is written."""
+it would be before any training, and nothing is written; a long grid needs --yes."""
 import ast
 import re
 import time
@@ -11,7 +11,7 @@ import torch
 import strategies
 from mile_cl.benchmarks import synthetic_iirc
 from mile_cl.models import resnet32
-from protocols import iirc_cifar
+from protocols import cli, iirc_cifar
 from protocols.config import RUN_KEYWORDS
 from protocols.sweep import MAX_ALIAS_VALUES, load_sweep_file
 
@@ -105,6 +105,20 @@ def test_aliases_and_merges_a_real_file_uses_still_load(tmp_path):
         "  - {<<: *er, strategy: icarl_cnn}\n")
     arms = load_sweep_file(tmp_path / "sweep.yaml")["arms"]
     assert arms[1] == {"strategy": "er", "mile": True} and arms[2]["strategy"] == "icarl_cnn"
+
+
+def test_a_sweep_above_the_run_cap_needs_yes(capsys, tmp_path):
+    runs = cli.CONFIRM_RUNS + 1
+    (tmp_path / "sweep.yaml").write_text(f"seed: {list(range(runs))}\nmile: false\n")
+    status, _, err = main(capsys, "--synthetic", "--config", str(tmp_path / "sweep.yaml"),
+                          "--out", str(tmp_path / "runs"))
+    assert status == 2 and (f"the sweep has {runs:,} runs, more than {cli.CONFIRM_RUNS:,}: pass "
+                            "--yes to start them (or --dry-run to list them)") in error_line(err)
+    assert not (tmp_path / "runs").exists()
+    common = ["--synthetic", "--config", str(tmp_path / "sweep.yaml"), "--out",
+              str(tmp_path / "runs")]
+    assert len(iirc_cifar.parse_args([*common, "--dry-run"]).jobs) == runs   # never asks
+    assert len(iirc_cifar.parse_args([*common, "--yes"]).jobs) == runs
 
 
 def test_run_keywords_are_what_run_iirc_gives_build():
