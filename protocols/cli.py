@@ -37,13 +37,22 @@ from protocols.execution import (
     stop_on_sigterm,
 )
 from protocols.out_lock import OutLock
-from protocols.resolve import FAST_DEV_BATCH_SIZE, FAST_DEV_STEPS, FAST_DEV_TASKS, resolve_device
+from protocols.resolve import (
+    FAST_DEV_BATCH_SIZE,
+    FAST_DEV_STEPS,
+    FAST_DEV_TASKS,
+    check_data_path,
+    resolve_device,
+)
 from protocols.run_folder import DamagedRun, check_run_folder
 from protocols.runner import RunInterrupted
 from protocols.sweep import expand, load_sweep_file, replace_mile, run_folders, unique
 
 # A CPU sweep estimated to take longer than this needs an explicit --device cpu.
 CPU_CONFIRM_SECONDS = 3600
+# A sweep of more runs than this starts only with --yes: a typo in a grid (a list too many)
+# multiplies the runs; campaigns here are hundreds (the paper's table: 180).
+CONFIRM_RUNS = 1000
 GROUP_TITLES = {"what": "what to run (a comma list or a sweep file's list is a grid axis)",
                 "recipe": "the recipe", "mile": "MILe knobs (for the runs with MILe on)",
                 "data": "data and device"}
@@ -215,7 +224,11 @@ def _add_sweep_flags(group) -> None:
                             "list is a grid axis; flags override the file")
     group.add_argument("--dry-run", action="store_true",
                        help="print the runs (label, task configuration, folder, sample-steps) "
-                            "and their count, and exit")
+                            "and their count, and exit; every value is checked, as when "
+                            "the runs start (and, where the data is here, against it)")
+    group.add_argument("--yes", action="store_true",
+                       help=f"start a sweep of more than {CONFIRM_RUNS:,} runs (without it, "
+                            "such a sweep stops before it starts)")
     group.add_argument("--workers", type=whole_number(), metavar="N",
                        help="run N runs at a time as Ray tasks on a local Ray cluster started "
                             "for the sweep (needs pip install -e \".[ray]\"); without it, runs "
@@ -258,6 +271,9 @@ def parse_args(argv=None, *, prog: str, doc: str, defaults: dict, out: str):
     except (TypeError, ValueError) as error:
         parser.error(_flag_named(str(error), args.config))
     args.configs = configs
+    if len(configs) > CONFIRM_RUNS and not (args.yes or args.dry_run):
+        parser.error(f"the sweep has {len(configs):,} runs, more than {CONFIRM_RUNS:,}: pass "
+                     "--yes to start them (or --dry-run to list them)")
     _check_execution(parser, args)
     _check_baseline(parser, args.baseline, configs)
     if args.ray_address is None:
@@ -409,13 +425,20 @@ def run_sample_steps(benchmark, config: RunConfig) -> int:
 
 
 def dry_run(args, benchmarks: Benchmarks) -> int:
-    rows, problems = [], []
+    """Print the runs; 2 (one line) if a run's values do not fit its data, where it is here."""
+    rows, problems, bad = [], [], []
     for job in args.jobs:
         try:
-            steps = f"{run_sample_steps(benchmarks(job.config), job.config):,}"
+            benchmark = benchmarks(job.config)
+            steps = f"{run_sample_steps(benchmark, job.config):,}"
         except (OSError, ValueError) as error:       # e.g. no data on this machine yet
             steps = "?"
             problems.append(str(error).splitlines()[0])
+        else:
+            try:
+                check_data_path(benchmark, job.config)       # as the run will when it starts
+            except ValueError as error:
+                bad.append(f"{job.label} (configuration {job.config.configuration}): {error}")
         rows.append((job.label, str(job.config.configuration), str(job.out_dir), steps))
     headers = ("label", "configuration", "folder", "sample-steps")
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(3)]
@@ -425,14 +448,22 @@ def dry_run(args, benchmarks: Benchmarks) -> int:
     print(f"{len(rows)} run(s)")
     if problems:
         print(f"sample-steps unknown where '?': {problems[0]}")
+    if bad:
+        print(f"error: {bad[0]}", file=sys.stderr)
+        return 2
     return 0
 
 
 def announce_cost(args, benchmarks: Benchmarks) -> int:
     """Print the sweep's size and estimated time; 2 if it is a long CPU sweep that was not
     asked for explicitly, else 0."""
-    # Loads every run's data: missing files or a failed download show before any training.
-    steps = [run_sample_steps(benchmarks(job.config), job.config) for job in args.jobs]
+    # Loads every run's data: missing files, a failed download or a value the data does not
+    # allow (check_data_path) show before any training.
+    steps = []
+    for job in args.jobs:
+        benchmark = benchmarks(job.config)
+        check_data_path(benchmark, job.config)
+        steps.append(run_sample_steps(benchmark, job.config))
     if args.ray_address is not None:     # this machine's speed says nothing of the cluster's
         return announce_cluster(args, steps)
     if all(job.config.fast_dev_run for job in args.jobs):

@@ -12,6 +12,7 @@ A new setting is a new field here, with its help text; the rest follows.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import typing
@@ -70,6 +71,7 @@ class MILeConfig:
 
     def __post_init__(self):
         _check_types(self)
+        _check_choices(self)
         from mile_cl.plugin import MILePlugin
         MILePlugin(**dataclasses.asdict(self))      # the plugin's own checks, now
 
@@ -110,7 +112,8 @@ class RunConfig:
     strategy: str = field(default="er", metadata=what("baseline, a name from strategies.NAMES"))
     mile: MILeConfig | None = field(default=None, metadata=what(
         "MILe's settings, or None for MILe off"))
-    seed: int = field(default=SEED, metadata=what("random seed (IIRC's is 100)", low=0))
+    seed: int = field(default=SEED, metadata=what(
+        "random seed (IIRC's is 100), below 2**32 as numpy's seeder takes", low=0))
     # --- the recipe
     epochs: int = field(default=EPOCHS, metadata=recipe("epochs per task"))
     first_task_epochs: int | None = field(default=None, metadata=recipe(
@@ -137,7 +140,7 @@ class RunConfig:
         "the task's own labels), posttask (complete labels of every seen class) or last (no "
         "restore, schedule on the training loss)", choices=SELECTION_MODES))
     strategy_overrides: dict = field(default_factory=dict, metadata=recipe(
-        "keyword arguments for strategies.build, as JSON, e.g. '{\"mem_size\": 200}'"))
+        "keyword arguments for strategies.build, as JSON, e.g. '{\"mem_per_class\": 50}'"))
     # --- data and device
     data_root: str = field(default="data", metadata=data(
         "folder with cifar-100-python/ (IIRC-CIFAR), train/ and val/ class folders "
@@ -177,6 +180,7 @@ class RunConfig:
 
     def __post_init__(self):
         _check_types(self)
+        _check_choices(self)
         _check_values(self)
 
     @classmethod
@@ -227,8 +231,15 @@ def _check_keys(cls, values: dict, what: str) -> None:
                          f"{', '.join(field_names(cls))}")
 
 
+@functools.cache
+def _hints(cls) -> dict:
+    """``cls``'s field types, evaluated once: get_type_hints compiles every annotation (they
+    are strings here), which took most of a RunConfig's construction."""
+    return typing.get_type_hints(cls)
+
+
 def _check_types(config) -> None:
-    hints = typing.get_type_hints(type(config))
+    hints = _hints(type(config))
     for f in fields(config):
         value = getattr(config, f.name)
         if not _is_instance(value, hints[f.name]):
@@ -266,26 +277,58 @@ def _type_name(hint) -> str:
             dict: "a mapping"}.get(hint, getattr(hint, "__name__", str(hint)))
 
 
-def _check_values(config: RunConfig) -> None:
+def _check_choices(config) -> None:
+    """Every field with ``choices`` in its metadata holds one of them (or None where its type
+    allows None)."""
+    hints = _hints(type(config))
+    for f in fields(config):
+        value, choices = getattr(config, f.name), f.metadata.get("choices")
+        optional = _is_instance(None, hints[f.name])
+        if choices is not None and value not in choices and not (optional and value is None):
+            raise ValueError(f"{f.name} must be one of {', '.join(choices)}"
+                             f"{' or None' if optional else ''}, got {value!r}")
+
+
+# What run_iirc gives strategies.build from the run's own fields (and the criterion, an
+# object no sweep file can hold): strategy_overrides cannot set them.
+RUN_KEYWORDS = ("model", "optimizer", "benchmark", "plugins", "criterion", "train_mb_size",
+                "eval_mb_size", "train_epochs", "device", "evaluator")
+
+
+def _check_strategy(config: RunConfig) -> None:
     import strategies
     if config.strategy not in strategies.NAMES:
         raise ValueError(f"unknown strategy {config.strategy!r}; valid names: "
                          f"{', '.join(strategies.NAMES)}")
+    valid = [k for k in strategies.keywords(config.strategy) if k not in RUN_KEYWORDS]
+    for key in config.strategy_overrides:
+        if key in RUN_KEYWORDS:
+            raise ValueError(f"strategy_overrides: {key!r} is set from the run's own settings "
+                             f"(batch_size, epochs, device...), not here")
+        if key not in valid:
+            raise ValueError(f"strategy_overrides: {config.strategy} takes no keyword {key!r}; "
+                             f"valid: {', '.join(valid)}")
+
+
+def _check_values(config: RunConfig) -> None:
+    _check_strategy(config)
     if config.benchmark is not None and config.benchmark not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {config.benchmark!r}; valid: "
                          f"{', '.join(BENCHMARKS)}")
-    if config.selection not in SELECTION_MODES:
-        raise ValueError(f"selection must be one of {', '.join(SELECTION_MODES)}, got "
-                         f"{config.selection!r}")
+    if not 0 <= config.seed < 2**32:         # numpy's seeder (checkpoint.seed_everything)
+        raise ValueError(f"seed must be a whole number from 0 to 2**32 - 1, got {config.seed}")
+    # lr 0 would train nothing, silently: the --lr flag refuses it too.
+    if not (math.isfinite(config.lr) and config.lr > 0):
+        raise ValueError(f"lr must be a finite number > 0, got {config.lr!r}")
     for name in ("epochs", "first_task_epochs", "num_tasks", "batch_size", "eval_batch_size",
                  "threads"):
         value = getattr(config, name)
         if value is not None and value < 1:
             raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
-    for name in ("lr", "momentum", "weight_decay"):
+    for name in ("momentum", "weight_decay"):
         value = getattr(config, name)
-        if value < 0 or (name != "lr" and not math.isfinite(value)):
-            raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     if not 0 <= config.configuration <= 9:
         raise ValueError(f"configuration must be an IIRC task order 0..9, got "
                          f"{config.configuration}")
@@ -296,11 +339,6 @@ def _check_values(config: RunConfig) -> None:
         raise ValueError(f"image_size must be a whole number >= 1, got {config.image_size}")
     if config.num_workers < 0:
         raise ValueError(f"num_workers must be a whole number >= 0, got {config.num_workers}")
-    if config.old_model_labels not in (None, *OLD_MODEL_LABELS):
-        raise ValueError(f"old_model_labels must be one of {', '.join(OLD_MODEL_LABELS)} or "
-                         f"None, got {config.old_model_labels!r}")
-    if config.precision not in (None, "bf16", "fp32"):
-        raise ValueError(f"precision must be 'bf16', 'fp32' or None, got {config.precision!r}")
 
 
 def _plain(value):

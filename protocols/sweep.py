@@ -38,17 +38,25 @@ from protocols.labels import differing_settings, flat_settings
 TUPLE_FIELDS = ("synthetic_per_class",)
 
 
+# What a file's aliases may add to it, in values (a copy of an anchored list of 3 adds 4): a
+# real sweep file reuses a mapping or two (tens of values); a "billion laughs" file of a few
+# hundred bytes nests aliases to expand to billions, which would exhaust memory.
+MAX_ALIAS_VALUES = 10_000
+
+
 def load_sweep_file(path) -> dict:
     """The settings in a YAML sweep file; ValueError naming the file and the problem."""
     import yaml
     path = Path(path)
     try:
-        settings = yaml.safe_load(path.read_text())
+        settings = yaml.load(path.read_text(), Loader=_sweep_loader())
     except OSError as error:
         raise ValueError(f"--config {path}: cannot read it ({error.strerror or error})") \
             from None
     except yaml.YAMLError as error:
         raise ValueError(f"--config {path}: not valid YAML ({error})") from None
+    except ValueError as error:        # the loader's checks below
+        raise ValueError(f"--config {path}: {error}") from None
     settings = {} if settings is None else settings
     if not isinstance(settings, dict):
         raise ValueError(f"--config {path}: expected a mapping of RunConfig fields to values, "
@@ -61,6 +69,65 @@ def load_sweep_file(path) -> dict:
     for k, arm in enumerate(arms):
         _check_keys(arm, f"--config {path}, arm {k}", arms_allowed=False)
     return settings
+
+
+def _sweep_loader():
+    """yaml.SafeLoader that refuses what safe_load lets through: a key given twice in one
+    mapping (safe_load keeps the last, silently) and aliases that expand beyond
+    ``MAX_ALIAS_VALUES``."""
+    import yaml
+
+    class SweepLoader(yaml.SafeLoader):
+        def construct_document(self, node):
+            added = _expanded_size(node, {}) - _distinct_nodes(node)
+            if added > MAX_ALIAS_VALUES:
+                raise ValueError(f"its aliases (*name) expand to {added:,} more values, "
+                                 f"more than the {MAX_ALIAS_VALUES:,} a sweep file may add")
+            return super().construct_document(node)
+
+        def construct_mapping(self, node, deep=False):
+            lines = {}
+            for key_node, _ in node.value:     # before merge keys (<<) are folded in
+                if (not isinstance(key_node, yaml.ScalarNode)
+                        or key_node.tag == "tag:yaml.org,2002:merge"):
+                    continue                   # safe_load's own errors and merges stand
+                key = self.construct_object(key_node)
+                line = key_node.start_mark.line + 1
+                if key in lines:
+                    raise ValueError(f"key {key!r} given twice, on line {lines[key]} and line "
+                                     f"{line}")
+                lines[key] = line
+            return super().construct_mapping(node, deep=deep)
+
+    return SweepLoader
+
+
+def _children(node) -> list:
+    if isinstance(node.value, list):      # a sequence's items, a mapping's (key, value) pairs
+        return [n for item in node.value for n in (item if isinstance(item, tuple) else [item])]
+    return []
+
+
+def _expanded_size(node, sizes: dict) -> int:
+    """The values ``node`` stands for with every alias copied out: linear in the distinct
+    nodes (each size computed once), however far the aliases expand."""
+    if id(node) not in sizes:
+        sizes[id(node)] = None                 # composing: an alias back to here is a cycle
+        sizes[id(node)] = 1 + sum(_expanded_size(child, sizes) for child in _children(node))
+    if sizes[id(node)] is None:
+        raise ValueError("an alias (*name) refers to a value that holds it: it expands "
+                         "without end")
+    return sizes[id(node)]
+
+
+def _distinct_nodes(node) -> int:
+    seen, todo = set(), [node]
+    while todo:
+        node = todo.pop()
+        if id(node) not in seen:
+            seen.add(id(node))
+            todo += _children(node)
+    return len(seen)
 
 
 def _check_keys(settings: dict, where: str, arms_allowed: bool) -> None:

@@ -18,6 +18,9 @@ rehearsal methods share, er.py replays it, icarl.py, lucir.py, agem.py, joint.py
 The model: one head over all labels; iCaRL and LUCIR need ``model.features(x)`` (herding),
 icarl_norm and lucir a cosine head (``mile_cl.models.resnet32(C, head="cosine")``).
 """
+import functools
+import inspect
+
 from mile_cl.avalanche_metrics import warn_single_label_metrics
 from strategies.agem import AGEM
 from strategies.er import ER
@@ -51,5 +54,24 @@ def build(name, model, optimizer, *, benchmark, plugins=(), **overrides):
     return strategy
 
 
-__all__ = ["build", "NAMES", "STRATEGIES", "Finetune", "ER", "ERInfinite", "ICaRL", "ICaRLNorm",
-           "LUCIR", "AGEM", "Joint", "IncrementalJoint"]
+@functools.cache
+def keywords(name) -> tuple[str, ...]:
+    """The keywords ``build(name, ...)`` takes: the named parameters of the strategy's
+    constructors up its class hierarchy (ours, then Avalanche's templates), as long as each
+    passes the others on (``**kwargs``), less those the class sets itself
+    (``fixed_keywords``)."""
+    cls = STRATEGIES[name]
+    names: dict[str, None] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameters = list(inspect.signature(klass.__init__).parameters.values())[1:]  # self
+        names.update((p.name, None) for p in parameters
+                     if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return tuple(n for n in names if n not in getattr(cls, "fixed_keywords", ()))
+
+
+__all__ = ["build", "keywords", "NAMES", "STRATEGIES", "Finetune", "ER", "ERInfinite", "ICaRL",
+           "ICaRLNorm", "LUCIR", "AGEM", "Joint", "IncrementalJoint"]

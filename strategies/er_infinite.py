@@ -13,6 +13,7 @@ from strategies.er import ER
 
 class ERInfinite(ER):
     restore_best_model = True
+    fixed_keywords = ("mem_per_class",)      # it keeps every sample
 
     def __init__(self, *, model, optimizer, **kwargs):
         if "mem_per_class" in kwargs:

@@ -26,8 +26,8 @@ def test_mile_config_changed_to_steps_drops_the_default_epochs():
 
 
 def test_run_config_round_trips_through_json():
-    config = RunConfig(benchmark="synthetic_iirc", strategy="finetune", mile=MILE_DEFAULTS,
-                       synthetic_per_class=(8, 2), strategy_overrides={"mem_size": 10})
+    config = RunConfig(benchmark="synthetic_iirc", strategy="er", mile=MILE_DEFAULTS,
+                       synthetic_per_class=(8, 2), strategy_overrides={"mem_per_class": 10})
     again = RunConfig.from_dict(json.loads(json.dumps(config.as_dict())))
     assert again == config
 
@@ -43,6 +43,19 @@ def test_run_config_round_trips_through_json():
     ({"benchmark": "mnist"}, ValueError, "unknown benchmark 'mnist'; valid: iirc_cifar100"),
     ({"configuration": 10}, ValueError, "configuration must be an IIRC task order 0..9"),
     ({"selection": "best"}, ValueError, "selection must be one of intask, posttask, last"),
+    # values that used to pass until the run started
+    ({"lr": float("nan")}, ValueError, "lr must be a finite number > 0, got nan"),
+    ({"lr": 0}, ValueError, "lr must be a finite number > 0, got 0"),
+    ({"seed": 2**32}, ValueError, "seed must be a whole number from 0 to 2\\*\\*32 - 1"),
+    ({"model": "../../x"}, ValueError, r"model must be one of resnet32, resnet50, got '../../x'"),
+    ({"decoder": "cv2"}, ValueError, "decoder must be one of pil, torchvision, got 'cv2'"),
+    ({"precision": "fp16"}, ValueError, "precision must be one of bf16, fp32 or None"),
+    ({"strategy_overrides": {"bogus": 1}}, ValueError,
+     "strategy_overrides: er takes no keyword 'bogus'; valid: mem_per_class, buffer_seed, "),
+    ({"strategy": "er_infinite", "strategy_overrides": {"mem_per_class": 5}}, ValueError,
+     "er_infinite takes no keyword 'mem_per_class'"),
+    ({"strategy_overrides": {"train_epochs": 5}}, ValueError,
+     "'train_epochs' is set from the run's own settings"),
 ])
 def test_bad_settings_name_the_field(values, error, message):
     with pytest.raises(error, match=message):

@@ -47,5 +47,5 @@ def test_unique_keeps_the_first_of_equal_runs_in_order():
     a, b = RunConfig(strategy="er"), RunConfig(strategy="finetune")
     again = RunConfig(strategy="er", strategy_overrides={})
     assert unique([a, b, again, b]) == [a, b]
-    assert len(unique([RunConfig(strategy_overrides={"mem_size": 1}),
-                       RunConfig(strategy_overrides={"mem_size": 2})])) == 2
+    assert len(unique([RunConfig(strategy_overrides={"mem_per_class": 1}),
+                       RunConfig(strategy_overrides={"mem_per_class": 2})])) == 2
