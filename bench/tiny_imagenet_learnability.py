@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from protocols.config import load_benchmark
+from protocols.config import RunConfig, load_benchmark
 from protocols.runner import run_iirc
 from protocols.sweep import expand, load_sweep_file
 
@@ -72,7 +72,8 @@ def _cpu_model() -> str | None:
 
 
 def sweep(data_root: str, worker: int, workers: int) -> None:
-    done = [row["config"] for row in read_rows()]
+    # through RunConfig: a row written before a field existed has that field's default
+    done = [identity(RunConfig.from_dict(row["config"])) for row in read_rows()]
     for i, config in enumerate(planned(data_root)):
         if i % workers != worker or identity(config) in done:
             continue

@@ -535,7 +535,7 @@ def check_folders(args, benchmarks: Benchmarks) -> None:
 
 def main(argv=None, *, prog: str, doc: str, defaults: dict, out: str) -> int:
     """Exit status: 0 all runs finished and the report is written; 1 some runs failed (the
-    report covers the others); 2 bad input, before any training; 130 Ctrl-C."""
+    report covers the others); 2 bad input, before any training; 130 Ctrl-C; 143 SIGTERM."""
     return run(parse_args(argv, prog=prog, doc=doc, defaults=defaults, out=out))
 
 

@@ -125,7 +125,7 @@ def test_joint_reports_every_task(small_iirc):
 
 def test_divergence_fails_loudly(small_iirc):
     with pytest.raises(FloatingPointError, match="diverged in task 0.*lower the learning rate"):
-        run_iirc(small_iirc, "finetune", lr=float("inf"), epochs=1, first_task_epochs=1,
+        run_iirc(small_iirc, "finetune", lr=1e30, epochs=1, first_task_epochs=1,
                  num_tasks=1, batch_size=16, device="cpu", progress=False)
 
 
