@@ -54,7 +54,9 @@ def load_sweep_file(path) -> dict:
         raise ValueError(f"--config {path}: cannot read it ({error.strerror or error})") \
             from None
     except yaml.YAMLError as error:
-        raise ValueError(f"--config {path}: not valid YAML ({error})") from None
+        raise ValueError(f"--config {path}: not valid YAML ({_yaml_problem(error)})") from None
+    except RecursionError:
+        raise ValueError(f"--config {path}: nested too deeply to be a sweep file") from None
     except ValueError as error:        # the loader's checks below
         raise ValueError(f"--config {path}: {error}") from None
     settings = {} if settings is None else settings
@@ -69,6 +71,13 @@ def load_sweep_file(path) -> dict:
     for k, arm in enumerate(arms):
         _check_keys(arm, f"--config {path}, arm {k}", arms_allowed=False)
     return settings
+
+
+def _yaml_problem(error) -> str:
+    """PyYAML's error in one line: what, and where (its own text draws the line in 3-4)."""
+    problem = getattr(error, "problem", None) or str(error).strip().splitlines()[0]
+    mark = getattr(error, "problem_mark", None)
+    return f"{problem}, line {mark.line + 1} column {mark.column + 1}" if mark else problem
 
 
 def _sweep_loader():

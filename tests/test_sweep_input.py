@@ -65,6 +65,9 @@ def bomb(levels: int, width: int = 9) -> str:
     ("mile: {threshold: 0.6, threshold: 0.7}\n", "key 'threshold' given twice, on line 1"),
     # an alias to a list that holds it
     ("strategy_overrides: {mem_per_class: &a [*a]}\n", "expands without end"),
+    # a traceback (RecursionError) before; PyYAML's own message drew the place in 4 lines
+    ("lr: " + "[" * 3000 + "]" * 3000 + "\n", "nested too deeply to be a sweep file"),
+    ("lr: [0.1\nseed: 1\n", "not valid YAML (expected ',' or ']', but got ':', line 2 column 5)"),
 ])
 def test_a_bad_value_fails_the_dry_run_in_one_line(capsys, tmp_path, text, message):
     status, _, err = dry_run_file(capsys, tmp_path, text)
