@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_sweep import main  # the CLI in process: (status, stdout, stderr)
 
 import strategies
 from mile_cl.benchmarks import synthetic_iirc
@@ -16,16 +17,6 @@ from protocols.config import RUN_KEYWORDS
 from protocols.sweep import MAX_ALIAS_VALUES, load_sweep_file
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def main(capsys, *args):
-    """(exit status, stdout, stderr) of the CLI, in process."""
-    try:
-        status = iirc_cifar.main([*args, "--quiet"])
-    except SystemExit as exit_:
-        status = exit_.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 def dry_run_file(capsys, tmp_path, text, *flags):
