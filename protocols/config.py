@@ -114,6 +114,11 @@ class RunConfig:
         "MILe's settings, or None for MILe off"))
     seed: int = field(default=SEED, metadata=what(
         "random seed (IIRC's is 100), below 2**32 as numpy's seeder takes", low=0))
+    warm_start: str | None = field(default=None, metadata=what(
+        "a run folder holding a first-task model (a run made with num_tasks=1 on the same data "
+        "and network): this run starts from that model, and task 0 is evaluated and fills the "
+        "method's buffers and old models but is not trained again, so that methods compared "
+        "on the later tasks share one first task"))
     # --- the recipe
     epochs: int = field(default=EPOCHS, metadata=recipe("epochs per task"))
     first_task_epochs: int | None = field(default=None, metadata=recipe(
@@ -339,6 +344,9 @@ def _check_values(config: RunConfig) -> None:
         raise ValueError(f"image_size must be a whole number >= 1, got {config.image_size}")
     if config.num_workers < 0:
         raise ValueError(f"num_workers must be a whole number >= 0, got {config.num_workers}")
+    if config.warm_start is not None and config.strategy == "joint":
+        raise ValueError("joint trains every task at once, so it has no first task to start "
+                         "from: leave warm_start unset for joint")
 
 
 def _plain(value):

@@ -165,6 +165,41 @@ def save(out, config, learner, metric, plugins: dict, selection, state) -> None:
     }, out / CHECKPOINT)
 
 
+# What a first-task model must share with the run that starts from it (warm_start): the data
+# (tasks, order, split sizes), the pixels' size and the network.
+WARM_START_MATCH = ("data_fingerprint", "benchmark", "configuration", "image_size", "model")
+
+
+def read_warm_start(folder, config: dict, head_of) -> dict:
+    """The first-task model in run folder ``folder`` for a run with identity ``config``
+    (``head_of(strategy)``: "linear" or "cosine"): {"model": state dict, "source": what
+    results.json records about it}. ValueError, naming the fix, unless ``folder`` holds a run
+    stopped after its first task on the same data and network."""
+    checkpoint = Path(folder) / CHECKPOINT
+    if not checkpoint.is_file():
+        raise ValueError(f"warm_start {folder}: no {CHECKPOINT} there; train the first task "
+                         f"there first (num_tasks=1, out_dir={folder})")
+    saved = _load_checkpoint(checkpoint)
+    source, tasks_done = saved["config"], saved["state"]["next_task"]
+    if tasks_done != 1:
+        raise ValueError(f"warm_start {folder}: its model is from after task {tasks_done}, not "
+                         "after the first task; start from a run made with num_tasks=1")
+    differs = {k: (source.get(k), config.get(k)) for k in WARM_START_MATCH
+               if source.get(k) != config.get(k)}
+    if head_of(source.get("strategy")) != head_of(config.get("strategy")):
+        differs["head"] = (head_of(source.get("strategy")), head_of(config.get("strategy")))
+    if differs:
+        details = "; ".join(f"{k}: there {was!r}, here {now!r}"
+                            for k, (was, now) in differs.items())
+        raise ValueError(f"warm_start {folder}: that first task was trained on other data or "
+                         f"another network ({details}); train a first task with this run's "
+                         "benchmark, task order, image size and model")
+    return {"model": saved["model"],
+            "source": {"folder": str(folder), "config": source,
+                       "task_seconds": saved["state"]["task_seconds"],
+                       "selection_history": saved["selection_history"]}}
+
+
 def restore(path, saved, learner, metric, plugins: dict, selection) -> dict:
     try:
         # No optimizer state: every task starts from fresh SGD state (PlateauSelection).

@@ -35,7 +35,15 @@ from protocols.checkpoint import save_json, seed_everything
 from protocols.config import RunConfig
 from protocols.provenance import environment, run_identity
 from protocols.resolve import FAST_DEV_STEPS, check_data_path, resolve, resolve_device
-from protocols.run_folder import CHECKPOINT, PARTIAL, RESULTS, check_out_dir, restore, save
+from protocols.run_folder import (
+    CHECKPOINT,
+    PARTIAL,
+    RESULTS,
+    check_out_dir,
+    read_warm_start,
+    restore,
+    save,
+)
 from protocols.selection import PlateauSelection
 
 COSINE_HEAD = {"icarl_norm", "lucir"}
@@ -118,11 +126,13 @@ def _run_resolved(benchmark, config: RunConfig, device, *, out_dir, resume, prog
         if finished is not None:
             return finished
 
+    warm = (read_warm_start(config.warm_start, identity, _head) if config.warm_start else None)
     seed_everything(config.seed)
-    model = build_model(config.model, benchmark.num_classes,
-                        head="cosine" if strategy in COSINE_HEAD else "linear")
+    model = build_model(config.model, benchmark.num_classes, head=_head(strategy))
     if config.prior_bias and strategy not in COSINE_HEAD:
         init_output_bias(model.head)          # MILe's -log(C) prior, with or without MILe
+    if warm is not None:
+        model.load_state_dict(warm["model"])
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     iirc = iirc_metrics(benchmark)
@@ -175,7 +185,7 @@ def _run_resolved(benchmark, config: RunConfig, device, *, out_dir, resume, prog
     try:
         for j in tasks:
             started = time.perf_counter()
-            learner.train_epochs = config.first_task_epochs if j == 0 else config.epochs
+            learner.train_epochs = _epochs_of_task(config, j)
             learner.train(benchmark.train_stream[j], **loader_options)
             iirc[0].trained_task = j   # joint trains once; the protocol knows which task this is
             state.setdefault("cosine_scale", []).append(_cosine_scale(learner.model))
@@ -199,6 +209,7 @@ def _run_resolved(benchmark, config: RunConfig, device, *, out_dir, resume, prog
         raise RunInterrupted(out, state["next_task"], n_tasks) from None
     results = _results(identity, benchmark, iirc[0], selection, state, device, n_tasks,
                        started_wall)
+    results["warm_start"] = warm["source"] if warm is not None else None
     if out is not None:
         # Also when the loop had nothing left to do: a resume after a crash between the last
         # checkpoint and results.json rebuilds results.json from the checkpoint.
@@ -207,14 +218,16 @@ def _run_resolved(benchmark, config: RunConfig, device, *, out_dir, resume, prog
     return results
 
 
+def _head(strategy: str) -> str:
+    return "cosine" if strategy in COSINE_HEAD else "linear"
 
 
-
-
-
-
-
-
+def _epochs_of_task(config: RunConfig, task: int) -> int:
+    """Task j's epochs; 0 for a warm start's task 0, whose model was trained elsewhere (its
+    plugins still see the task: buffers are filled and old models copied after it)."""
+    if task > 0:
+        return config.epochs
+    return 0 if config.warm_start else config.first_task_epochs
 
 
 def _as_run_config(config, benchmark_info, settings) -> RunConfig:
@@ -227,10 +240,6 @@ def _as_run_config(config, benchmark_info, settings) -> RunConfig:
         raise TypeError(f"run_iirc's second argument must be a RunConfig or a strategy name, "
                         f"got {config!r}")
     return RunConfig.from_dict(dict(strategy=config, **(benchmark_info or {}), **settings))
-
-
-
-
 
 
 class _EpochProgress(SupervisedPlugin):
@@ -320,33 +329,3 @@ def _nan_to_none(value):
     if isinstance(value, (list, tuple)):
         return [_nan_to_none(v) for v in value]
     return value
-
-
-
-
-
-
-# --- checkpoints ---------------------------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-# --- size and cost of a run, before it starts ------------------------------------------------
-
-
-
