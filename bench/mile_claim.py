@@ -1,24 +1,27 @@
 """Does MILe help IIRC? The pre-registered test of docs/mile_claim.md: development cells
 choose, confirmation cells (never used before) confirm, paired against ER.
 
-Phases and cells (seed, task order), written down before any run:
+Phases and cells (seed, task order) of the synthetic setting, written down before any run:
 
     dev      seeds 0, 1, 2 x task orders 0, 1   every arm, both selections; the choice reads
                                                 posttask-valid values only, never test
     confirm  seeds 10..14 x task orders 2, 3    (10 pairs) every arm, both selections; test
 
 Settings: "synthetic" (the harder stand-in at bench/mile_iirc_sweep.py's scale, seconds a
-run) and "tiny" (IIRC-TinyImageNet-lite, first 4 tasks, ResNet-32 at 32 px, 2 epochs per task
-and 4 for the first: minutes a run; task orders 0-4 exist, so confirm uses orders 2, 3, 4 x
-seeds 10..13, 12 pairs). Each finished run is one JSON line (final test and posttask-valid
-metrics, versions, CPU, threads) in docs/mile_claim_<setting>.jsonl; finished runs are
-skipped, so a phase can be stopped and resumed, across sessions, and split over processes
-with --worker I/N.
+run) and "tiny" (IIRC-TinyImageNet-lite, first 4 tasks at 16 px, as amended in
+docs/mile_claim.md before its runs: every arm starts from one shared first-task model per cell
+through ``warm_start``, trained once under runs/mile_claim_tiny/first_task/; intask selection;
+dev cells (0, 0) and (1, 1), confirm seeds 10..14 x orders 2, 3). Each finished run is one JSON
+line (final test and posttask-valid metrics, versions, CPU, threads) in
+docs/mile_claim_<setting>.jsonl; finished runs are skipped, so a phase can be stopped and
+resumed, across sessions, and split over processes with --worker I/N.
 
     python bench/mile_claim.py --setting synthetic --phase dev
     python bench/mile_claim.py --setting synthetic --phase dev --choose
     python bench/mile_claim.py --setting synthetic --phase confirm
     python bench/mile_claim.py --setting synthetic --phase confirm --summarise
+    python bench/mile_claim.py --setting tiny --phase dev --worker 0/2   # and 1/2, from the
+                                                                        # repo root
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ from pathlib import Path
 import torch
 
 from protocols.config import MILE_DEFAULTS, MILE_ONE_TEACHER, MILeConfig
+from protocols.out_lock import OutInUse, OutLock
 from protocols.paired import PairedDifference, format_difference
 from protocols.runner import run_iirc
 
@@ -63,10 +67,20 @@ ARMS = {
 CELLS = {
     "synthetic": {"dev": [(s, o) for s in (0, 1, 2) for o in (0, 1)],
                   "confirm": [(s, o) for s in range(10, 15) for o in (2, 3)]},
-    "tiny": {"dev": [(s, o) for s in (0, 1) for o in (0, 1)],
-             "confirm": [(s, o) for s in range(10, 14) for o in (2, 3, 4)]},
+    # amended before any tiny run (docs/mile_claim.md, "Amendment"): 2 + 10 cells
+    "tiny": {"dev": [(0, 0), (1, 1)],
+             "confirm": [(s, o) for s in range(10, 15) for o in (2, 3)]},
 }
-TINY_SCALE = dict(num_tasks=4, epochs=2, first_task_epochs=4, image_size=32)
+# The tiny setting, amended: IIRC-TinyImageNet-lite's first 4 tasks at 16 px, ResNet-32, lr
+# 1.0; one first-task model (15 epochs, ER, which is plain training with an empty buffer) per
+# (seed, task order), shared by every arm through warm_start; then 6 epochs per task (even,
+# so that MILe's 1-epoch phases end each task on an imitation epoch); intask selection only.
+TINY_DATA = dict(benchmark="iirc_tiny_imagenet_lite", image_size=16)
+TINY_SCALE = dict(num_tasks=4, epochs=6, first_task_epochs=15)
+TINY_SELECTIONS = ("intask",)
+# Every arm whose first task is plain training (so it can start from the shared model).
+TINY_ARMS = ("er", "mile-default", "mile-proper-gt", "mile-proper", "old-hard", "old-soft")
+FIRST_TASKS = REPO / "runs" / "mile_claim_tiny" / "first_task"
 
 
 def _sibling(name: str):
@@ -81,23 +95,49 @@ def run_one(setting: str, arm: str, selection: str, seed: int, order: int,
             data_root: str) -> dict:
     strategy, keywords, _ = ARMS[arm]
     started = time.perf_counter()
+    first_task = None
     if setting == "synthetic":
         sweep = _sibling("mile_iirc_sweep")
-        benchmark, scale = sweep.make_benchmark(seed, order), sweep.SCALE
+        results = run_iirc(sweep.make_benchmark(seed, order), strategy, seed=seed,
+                           device="cpu", progress=False, selection=selection, **sweep.SCALE,
+                           **keywords)
     else:
-        from protocols.config import RunConfig, load_benchmark
-        benchmark = load_benchmark(RunConfig(benchmark="iirc_tiny_imagenet_lite",
-                                             configuration=order, data_root=data_root,
-                                             image_size=TINY_SCALE["image_size"]))
-        scale = {k: v for k, v in TINY_SCALE.items() if k != "image_size"}
-    results = run_iirc(benchmark, strategy, seed=seed, device="cpu", progress=False,
-                       selection=selection, **scale, **keywords)
+        benchmark, info = tiny_benchmark(order, data_root)
+        first_task = first_task_model(benchmark, info, seed, selection)
+        results = run_iirc(benchmark, strategy, seed=seed, device="cpu", progress=False,
+                           selection=selection, benchmark_info=info, warm_start=str(first_task),
+                           **TINY_SCALE, **keywords)
+        first_task = dict(folder=str(first_task.relative_to(REPO)),
+                          seconds=round(sum(results["warm_start"]["task_seconds"]), 1))
     return dict(setting=setting, arm=arm, selection=selection, seed=seed, task_order=order,
-                seconds=round(time.perf_counter() - started, 1),
+                seconds=round(time.perf_counter() - started, 1), first_task=first_task,
                 test=_finals(results), posttask_valid=_finals(results["posttask_valid"]),
                 torch=torch.__version__, threads=torch.get_num_threads(),
                 cpu_capability=torch.backends.cpu.get_cpu_capability(),
                 machine=platform.machine(), processor=_cpu_model())
+
+
+def tiny_benchmark(order: int, data_root: str):
+    """IIRC-TinyImageNet-lite in task order ``order``, and the run fields that name it."""
+    from protocols.config import RunConfig, load_benchmark
+    info = dict(TINY_DATA, configuration=order, data_root=data_root)
+    return load_benchmark(RunConfig(**info)), info
+
+
+def first_task_model(benchmark, info: dict, seed: int, selection: str) -> Path:
+    """The folder of the (seed, task order, selection) cell's first-task model, trained once
+    (ER on task 0 alone) and then read by every arm; a process that finds another one
+    training it waits for it."""
+    folder = FIRST_TASKS / f"seed{seed}_order{info['configuration']}_{selection}"
+    while True:
+        try:
+            with OutLock(folder):
+                run_iirc(benchmark, "er", seed=seed, device="cpu", progress=False,
+                         selection=selection, benchmark_info=info, out_dir=folder, resume=True,
+                         **dict(TINY_SCALE, num_tasks=1))
+                return folder
+        except OutInUse:
+            time.sleep(10)
 
 
 def _finals(tables: dict) -> dict:
@@ -129,8 +169,11 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def planned(setting: str, phase: str, arms) -> list[tuple]:
+    if setting == "tiny":
+        arms = [arm for arm in arms if arm in TINY_ARMS]
+    selections = TINY_SELECTIONS if setting == "tiny" else SELECTIONS
     return [(arm, selection, seed, order) for seed, order in CELLS[setting][phase]
-            for selection in SELECTIONS for arm in arms]
+            for selection in selections for arm in arms]
 
 
 def sweep(setting, phase, arms, path: Path, worker: int, workers: int, data_root: str):
@@ -180,7 +223,8 @@ def main(argv=None) -> int:
     parser.add_argument("--phase", choices=("dev", "confirm"), default="dev")
     parser.add_argument("--arms", nargs="+", choices=tuple(ARMS), default=list(ARMS))
     parser.add_argument("--worker", default="0/1", metavar="I/N")
-    parser.add_argument("--data-root", default=str(REPO / "data"))
+    parser.add_argument("--data-root", default="data",
+                        help="folder holding tiny-imagenet-200/ (run from the repo root)")
     parser.add_argument("--choose", action="store_true",
                         help="dev: print the paired tables on posttask-valid and the choice")
     parser.add_argument("--summarise", action="store_true",
