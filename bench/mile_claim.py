@@ -168,17 +168,34 @@ def read_rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def planned(setting: str, phase: str, arms) -> list[tuple]:
-    if setting == "tiny":
-        arms = [arm for arm in arms if arm in TINY_ARMS]
-    selections = TINY_SELECTIONS if setting == "tiny" else SELECTIONS
+def planned(setting: str, phase: str, arms, chosen: str | None = None) -> list[tuple]:
+    """The phase's runs in the order they run. Tiny confirmation runs arm by arm, ER, the
+    chosen MILe variant, old-hard and old-soft first, so that a session that ends early leaves
+    whole arms (10 pairs each) rather than a few cells of every arm."""
+    if setting != "tiny":
+        return [(arm, selection, seed, order) for seed, order in CELLS[setting][phase]
+                for selection in SELECTIONS for arm in arms]
+    arms = [arm for arm in arms if arm in TINY_ARMS]
+    if phase == "confirm":
+        first = ("er", chosen, "old-hard", "old-soft")
+        arms = sorted(arms, key=lambda arm: first.index(arm) if arm in first else len(first))
+        return [(arm, selection, seed, order) for arm in arms for seed, order
+                in CELLS[setting][phase] for selection in TINY_SELECTIONS]
     return [(arm, selection, seed, order) for seed, order in CELLS[setting][phase]
-            for selection in selections for arm in arms]
+            for selection in TINY_SELECTIONS for arm in arms]
 
 
 def sweep(setting, phase, arms, path: Path, worker: int, workers: int, data_root: str):
-    done = {key(r) for r in read_rows(path)}
-    for i, run in enumerate(planned(setting, phase, arms)):
+    rows = read_rows(path)
+    done = {key(r) for r in rows}
+    chosen = None
+    if setting == "tiny" and phase == "confirm":
+        dev = [r for r in rows if r.get("phase") == "dev"]
+        if len(dev) < len(planned(setting, "dev", TINY_ARMS)):
+            raise SystemExit("the tiny confirmation runs the chosen MILe variant first: "
+                             "finish --phase dev first")
+        chosen = choose(dev)
+    for i, run in enumerate(planned(setting, phase, arms, chosen)):
         if i % workers != worker or key(run) in done:
             continue
         row = dict(run_one(setting, *run, data_root=data_root), phase=phase)
