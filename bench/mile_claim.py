@@ -224,6 +224,25 @@ def paired_table(rows: list[dict], split: str, selection: str, arms) -> list[str
     return lines
 
 
+def cells_table(rows: list[dict], split: str, selection: str, arms) -> list[str]:
+    """Markdown rows: each arm's final pw-JS / superclass recall on ``split`` in every cell,
+    and their means (the development table: arms x cells)."""
+    rows = [r for r in rows if r["selection"] == selection]
+    cells = sorted({(r["seed"], r["task_order"]) for r in rows})
+    lines = ["| arm | " + " | ".join(f"seed {s}, order {o}" for s, o in cells)
+             + " | mean |", "|---|" + "---|" * (len(cells) + 1)]
+    for arm in arms:
+        mine = {(r["seed"], r["task_order"]): r[split] for r in rows if r["arm"] == arm}
+        if not mine:
+            continue
+        shown = [f"{mine[c]['pw_jaccard']:.3f} / {mine[c]['superclass_recall']:.2f}"
+                 if c in mine else "not run" for c in cells]
+        mean = [sum(v[m] for v in mine.values()) / len(mine)
+                for m in ("pw_jaccard", "superclass_recall")]
+        lines.append(f"| {arm} | " + " | ".join(shown) + f" | {mean[0]:.3f} / {mean[1]:.2f} |")
+    return lines
+
+
 def choose(rows: list[dict]) -> str:
     """The pre-registered rule: the candidate with the highest mean development posttask-valid
     final pw-JS under each selection, averaged over both selections."""
@@ -249,10 +268,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     path = DOCS / f"mile_claim_{args.setting}.jsonl"
     rows = [r for r in read_rows(path) if r.get("phase") == args.phase]
+    if args.setting == "tiny":
+        args.arms = [arm for arm in args.arms if arm in TINY_ARMS]
     if args.choose or args.summarise:
         split = "posttask_valid" if args.choose else "test"
-        for selection in SELECTIONS:
-            print(f"\n{args.setting}, {args.phase}, {selection} selection, {split}:")
+        for selection in TINY_SELECTIONS if args.setting == "tiny" else SELECTIONS:
+            print(f"\n{args.setting}, {args.phase}, {selection} selection, {split}, final "
+                  "pw-JS / superclass recall:")
+            print("\n".join(cells_table(rows, split, selection, args.arms)))
+            print(f"\n{args.setting}, {args.phase}, {selection} selection, {split}, each arm "
+                  "minus ER, paired:")
             print("\n".join(paired_table(rows, split, selection, args.arms)))
         if args.choose:
             print(f"\nchosen (highest mean dev posttask-valid pw-JS): {choose(rows)}")
