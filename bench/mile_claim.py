@@ -189,7 +189,7 @@ def sweep(setting, phase, arms, path: Path, worker: int, workers: int, data_root
     rows = read_rows(path)
     done = {key(r) for r in rows}
     chosen = None
-    if setting == "tiny" and phase == "confirm":
+    if setting == "tiny" and phase == "confirm" and set(arms) & set(CANDIDATES):
         dev = [r for r in rows if r.get("phase") == "dev"]
         if len(dev) < len(planned(setting, "dev", TINY_ARMS)):
             raise SystemExit("the tiny confirmation runs the chosen MILe variant first: "
