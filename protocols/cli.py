@@ -421,6 +421,8 @@ def run_sample_steps(benchmark, config: RunConfig) -> int:
                    for j in range(tasks))
     first = (first_task_epochs_of(config.strategy, config.epochs)
              if config.first_task_epochs is None else config.first_task_epochs)
+    if config.warm_start:
+        first = 0                        # task 0 was trained by the run it starts from
     return sample_steps(benchmark, config.epochs, first, config.num_tasks)
 
 

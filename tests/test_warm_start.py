@@ -120,3 +120,14 @@ def test_refuses_other_data_or_another_head(first_task):
 def test_joint_has_no_first_task_to_start_from(first_task):
     with pytest.raises(ValueError, match="leave warm_start unset for joint"):
         run(small_iirc(), "joint", warm_start=str(first_task[0]))
+
+
+def test_the_printed_cost_counts_no_first_task_epochs():
+    from protocols.cli import run_sample_steps
+    from protocols.config import RunConfig
+    bench = small_iirc()
+    sizes = [len(experience.dataset) for experience in bench.train_stream]
+    config = RunConfig(epochs=2, first_task_epochs=5, num_tasks=3)
+    assert run_sample_steps(bench, config) == 5 * sizes[0] + 2 * (sizes[1] + sizes[2])
+    warm = RunConfig(epochs=2, first_task_epochs=5, num_tasks=3, warm_start="runs/first")
+    assert run_sample_steps(bench, warm) == 2 * (sizes[1] + sizes[2])
