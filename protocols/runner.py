@@ -85,6 +85,8 @@ def run_iirc(benchmark, config: RunConfig | str, *, out_dir=None, resume: bool =
     evaluation DataLoaders' (decoding happens in the workers for path-backed benchmarks).
     ``gpu_decode`` (path-backed benchmarks only): decode JPEGs on ``device`` in batches
     (``mile_cl.jpeg_device.JpegDecodePlugin``); ``data_on_device`` is for array-backed ones.
+    ``warm_start``: a run folder whose first-task model this run starts from; task 0 is then
+    evaluated and fills buffers and old models, but is not trained again.
     ``fast_dev_run``: 1 epoch of ``FAST_DEV_STEPS`` minibatches of at most
     ``FAST_DEV_BATCH_SIZE`` on the first ``FAST_DEV_TASKS`` tasks, to check that everything
     runs. With ``out_dir``, a checkpoint is written after every task and ``resume=True``
