@@ -256,3 +256,18 @@ def test_mean_std_convention():
     assert report.run_label({"config": {"strategy": "er", "mile": old_default,
                                         "prior_bias": True}}) == "er+MILe[gt,mean,prior,e1/e1]"
     assert report.run_label({"config": {"strategy": "lucir", "mile": None}}) == "lucir"
+
+
+def test_the_previous_task_teacher_is_named_in_plain_words():
+    default = fake_run("er", 0, [0.7, 0.5, 0.3],
+                       mile={"interactive_epochs": 1, "old_class_teacher": "previous"})
+    one_teacher = fake_run("er", 0, [0.7, 0.5, 0.3], mile={"interactive_epochs": 1})
+    assert "not the generations, carries the gain" in report.comparison_table([default])
+    assert "prev-teacher (in a MILe label)" not in report.comparison_table([one_teacher])
+
+
+def test_warm_started_runs_are_said_to_share_a_first_task():
+    runs = [fake_run("er", 0, [0.7, 0.5, 0.3], warm_start="runs/first/er/config0")]
+    assert "their task 0 was trained there" in report.comparison_table(runs)
+    assert "warm_start" not in report.comparison_table([fake_run("er", 0, [0.7, 0.5, 0.3])])
+
