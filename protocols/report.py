@@ -389,10 +389,9 @@ def reference_applies(results: list[dict]) -> str | None:
 PREVIOUS_TEACHER_NOTE = (
     "- prev-teacher (in a MILe label): the model as the previous task left it labels the old "
     "classes for the whole task; only the new classes get iterated teachers. In the "
-    "pre-registered test (docs/mile_claim.md) this component, not the generations, carries "
-    "the gain: the same labels at every step without generations (--old-model-labels hard or "
-    "soft) did as well or better, and MILe with teachers copied from the current model did "
-    "not beat ER.")
+    "pre-registered test (docs/mile_claim.md) the same old-model labels at every step without "
+    "generations (--old-model-labels hard or soft) did better than this variant in both its "
+    "settings: what helps is the old model's labels, not the generations.")
 
 
 def _table_header(results, groups, reference_note) -> list[str]:

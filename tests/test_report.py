@@ -262,7 +262,7 @@ def test_the_previous_task_teacher_is_named_in_plain_words():
     default = fake_run("er", 0, [0.7, 0.5, 0.3],
                        mile={"interactive_epochs": 1, "old_class_teacher": "previous"})
     one_teacher = fake_run("er", 0, [0.7, 0.5, 0.3], mile={"interactive_epochs": 1})
-    assert "not the generations, carries the gain" in report.comparison_table([default])
+    assert "the old model's labels, not the generations" in report.comparison_table([default])
     assert "prev-teacher (in a MILe label)" not in report.comparison_table([one_teacher])
 
 
